@@ -2,18 +2,30 @@
 PREFIX  ?= /usr/local/goprobe
 DESTDIR ?=
 CARGO   ?= cargo
+RELEASE  = target/release
+# Where the init script, unit and cron file go (below DESTDIR).
+INITDIR    ?= /etc/init.d
+SYSTEMDDIR ?= /lib/systemd/system
+CRONDIR    ?= /etc/cron.d
 
-.PHONY: all configure compile install uninstall clean test lint bench help
+.PHONY: all configure compile install uninstall clean test lint bench demo help
 
 all: clean configure compile install
 
 help:
-	@echo "targets: all configure compile install uninstall clean test lint bench"
+	@echo "make configure   install missing system packages (libpcap-dev), check the Rust toolchain"
+	@echo "make compile     release build of goprobe and goquery"
+	@echo "make install     install below DESTDIR/PREFIX (PREFIX=$(PREFIX)), init script, unit, cron job"
+	@echo "make uninstall   remove what install put in place (keeps the database and the config)"
+	@echo "make test        the whole test suite (what CI runs)"
+	@echo "make demo        build, capture or replay into ./db, print a goquery report"
+	@echo "make bench       criterion benchmarks"
+	@echo "make all         clean configure compile install"
 
 # Install the system packages the build needs when they are missing, check the toolchain.
 configure:
 	@command -v $(CARGO) >/dev/null || { echo "configure: cargo not found: install Rust (https://rustup.rs)"; exit 1; }
-	@missing=""; for p in libpcap-dev pkg-config; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in libpcap-dev; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "configure: missing packages:$$missing (run: sudo apt-get install$$missing)"; exit 1; fi; \
@@ -22,6 +34,32 @@ configure:
 
 compile:
 	$(CARGO) build --release --locked -p goprobe -p goquery
+
+install:
+	@[ -x $(RELEASE)/goprobe ] && [ -x $(RELEASE)/goquery ] || { echo "install: run 'make compile' first"; exit 1; }
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc $(DESTDIR)$(PREFIX)/share/doc/goprobe
+	install -d -m 0750 $(DESTDIR)$(PREFIX)/db
+	install -m 0755 $(RELEASE)/goprobe $(RELEASE)/goquery $(DESTDIR)$(PREFIX)/bin/
+	@if [ -e $(DESTDIR)$(PREFIX)/etc/goprobe.toml ]; then \
+	  echo "install: keeping the existing $(DESTDIR)$(PREFIX)/etc/goprobe.toml"; \
+	else \
+	  sed 's|@PREFIX@|$(PREFIX)|g' etc/goprobe.toml > $(DESTDIR)$(PREFIX)/etc/goprobe.toml; \
+	  chmod 0640 $(DESTDIR)$(PREFIX)/etc/goprobe.toml; \
+	fi
+	install -m 0644 README.md LICENSE $(DESTDIR)$(PREFIX)/share/doc/goprobe/
+	install -d $(DESTDIR)$(INITDIR) $(DESTDIR)$(SYSTEMDDIR) $(DESTDIR)$(CRONDIR)
+	sed 's|@PREFIX@|$(PREFIX)|g' init/goprobe.init > $(DESTDIR)$(INITDIR)/goprobe
+	chmod 0755 $(DESTDIR)$(INITDIR)/goprobe
+	sed 's|@PREFIX@|$(PREFIX)|g' init/goprobe.service > $(DESTDIR)$(SYSTEMDDIR)/goprobe.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/goprobe.service
+	sed 's|@PREFIX@|$(PREFIX)|g' cron/goprobe.cron > $(DESTDIR)$(CRONDIR)/goprobe
+	chmod 0644 $(DESTDIR)$(CRONDIR)/goprobe
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/goprobe $(DESTDIR)$(PREFIX)/bin/goquery
+	rm -f $(DESTDIR)$(INITDIR)/goprobe $(DESTDIR)$(SYSTEMDDIR)/goprobe.service $(DESTDIR)$(CRONDIR)/goprobe
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/goprobe
+	@echo "uninstall: kept $(DESTDIR)$(PREFIX)/etc and $(DESTDIR)$(PREFIX)/db"
 
 clean:
 	$(CARGO) clean
@@ -35,3 +73,6 @@ test: lint
 
 bench:
 	$(CARGO) bench -p goprobe-benches
+
+demo: configure compile
+	./scripts/demo.sh
