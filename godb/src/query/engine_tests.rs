@@ -1,0 +1,367 @@
+//! Engine tests: databases written through [`crate::BlockWriter`] from known flows,
+//! queried with every query type and option, compared with a naive reference
+//! aggregation of the same flows; corrupt blocks, memory limits, unknown interfaces.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::*;
+use crate::query::{Direction, QueryError, SortBy, Statement};
+use crate::{Block, CaptureStats, Counters, Database, FlowKey, FlowRow};
+
+const T0: i64 = 1_700_000_100; // a multiple of 300
+
+fn flow(sip: &str, dip: &str, proto: u8, dport: u16, l7: u16, n: u64) -> FlowRow {
+    FlowRow {
+        key: FlowKey {
+            sip: sip.parse().unwrap(),
+            dip: dip.parse().unwrap(),
+            proto,
+            dport,
+            l7,
+        },
+        counters: Counters {
+            bytes_rcvd: n * 1000,
+            bytes_sent: n * 10 + 1,
+            pkts_rcvd: n,
+            pkts_sent: if n % 3 == 0 { 0 } else { n + 2 },
+        },
+    }
+}
+
+/// Blocks of one interface: the same shape of traffic every interval, scaled.
+fn blocks(seed: u64, count: i64) -> Vec<Block> {
+    (0..count)
+        .map(|b| {
+            let k = seed + b as u64;
+            Block {
+                timestamp: T0 + 300 * b,
+                stats: CaptureStats {
+                    packets_received: 100,
+                    packets_dropped: k,
+                    ..Default::default()
+                },
+                rows: vec![
+                    flow("10.0.0.1", "192.0.2.1", 6, 443, 0, 5 + k),
+                    flow("10.0.0.1", "192.0.2.2", 6, 80, 0, 3 * k + 1),
+                    flow("10.0.0.2", "192.0.2.1", 17, 53, 0, 7),
+                    flow("10.0.0.3", "198.51.100.9", 6, 22, 0, k * k + 2),
+                    flow("2001:db8::1", "2001:db8:1::1", 6, 443, 0, 11 + k),
+                    flow("2001:db8::2", "2001:db8:1::53", 17, 53, 0, 4),
+                    flow("10.0.0.4", "192.0.2.200", 1, 0, 0, 9 - (k % 5)),
+                ],
+            }
+        })
+        .collect()
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    db: Database,
+    all: Vec<(String, Block)>,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("db")).unwrap();
+    let mut all = Vec::new();
+    for (iface, seed, count) in [("eth0", 1, 6), ("eth1", 4, 3)] {
+        let mut w = db.writer(iface).unwrap();
+        for b in blocks(seed, count) {
+            w.append(&b).unwrap();
+            all.push((iface.to_string(), b));
+        }
+    }
+    Fixture { _dir: dir, db, all }
+}
+
+type RefKey = (
+    Option<i64>,
+    Option<String>,
+    Option<IpAddr>,
+    Option<IpAddr>,
+    Option<u16>,
+    Option<u8>,
+    Option<u16>,
+);
+
+/// The naive reference: every row tested with `Condition::matches`, summed in a map.
+fn reference(f: &Fixture, s: &Statement) -> (BTreeMap<RefKey, Counters>, Counters) {
+    let a = s.attributes;
+    let mut map: BTreeMap<RefKey, Counters> = BTreeMap::new();
+    let mut totals = Counters::default();
+    for (iface, b) in &f.all {
+        if !s.ifaces.is_empty() && !s.ifaces.contains(iface) {
+            continue;
+        }
+        if b.timestamp < s.first || b.timestamp > s.last {
+            continue;
+        }
+        for r in &b.rows {
+            if let Some(c) = &s.condition {
+                if !c.matches(r) {
+                    continue;
+                }
+            }
+            let k = (
+                a.time.then_some(b.timestamp),
+                a.iface.then(|| iface.clone()),
+                a.sip.then_some(r.key.sip),
+                a.dip.then_some(r.key.dip),
+                a.dport.then_some(r.key.dport),
+                a.proto.then_some(r.key.proto),
+                a.l7.then_some(r.key.l7),
+            );
+            map.entry(k).or_default().add(&r.counters);
+            totals.add(&r.counters);
+        }
+    }
+    (map, totals)
+}
+
+fn check(f: &Fixture, s: &Statement) -> QueryResult {
+    let r = run(&f.db, s).unwrap();
+    let (want, totals) = reference(f, s);
+    assert_eq!(r.totals, totals);
+    assert_eq!(r.hits_total, want.len());
+    let expect_rows = if s.limit == 0 {
+        want.len()
+    } else {
+        want.len().min(s.limit)
+    };
+    assert_eq!(r.rows.len(), expect_rows);
+    for row in &r.rows {
+        let k = (
+            row.time,
+            row.iface.clone(),
+            row.sip,
+            row.dip,
+            row.dport,
+            row.proto,
+            row.l7,
+        );
+        assert_eq!(want.get(&k), Some(&row.counters), "row {row:?}");
+    }
+    // The displayed rows are the top ones under the statement's order.
+    let metric = |c: &Counters| {
+        let (b, p) = s.direction.pick(c);
+        if s.sort == SortBy::Packets {
+            p
+        } else {
+            b
+        }
+    };
+    for w in r.rows.windows(2) {
+        if s.sort == SortBy::Time {
+            assert!(w[0].time <= w[1].time);
+        } else if s.ascending {
+            assert!(metric(&w[0].counters) <= metric(&w[1].counters));
+        } else {
+            assert!(metric(&w[0].counters) >= metric(&w[1].counters));
+        }
+    }
+    if s.limit > 0 && want.len() > s.limit && s.sort != SortBy::Time {
+        let mut all: Vec<u64> = want.values().map(metric).collect();
+        all.sort_unstable();
+        if !s.ascending {
+            all.reverse();
+        }
+        let shown: Vec<u64> = r.rows.iter().map(|r| metric(&r.counters)).collect();
+        assert_eq!(shown, all[..s.limit].to_vec());
+    }
+    r
+}
+
+fn stmt(q: &str) -> Statement {
+    Statement::new(q, T0 - 600, T0 + 86_400).unwrap()
+}
+
+#[test]
+fn every_query_type_matches_the_reference() {
+    let f = fixture();
+    for q in [
+        "talk_src",
+        "talk_dst",
+        "talk_conv",
+        "apps_port",
+        "apps_dpi",
+        "agg_talk_port",
+        "raw",
+        "sip,dport",
+        "time",
+        "iface,proto",
+        "src,dst,port,protocol,l7",
+    ] {
+        let s = stmt(q);
+        let r = check(&f, &s);
+        assert!(r.hits_total > 0, "{q}");
+        assert_eq!(r.blocks_read, 9, "{q}");
+        assert!(r.skipped.is_empty());
+    }
+}
+
+#[test]
+fn conditions_filter_rows() {
+    let f = fixture();
+    for c in [
+        "dport = 443",
+        "proto = udp | snet = 10.0.0.0/31",
+        "!(dnet = 192.0.2.0/24) & proto != icmp",
+        "host = 2001:db8:1::53 or dport < 23",
+        "dir = bi",
+        "dir = in & dport >= 22",
+        "l7 = unknown",
+        "net = 2001:db8::/32",
+    ] {
+        for q in ["talk_conv", "apps_port", "raw"] {
+            let s = stmt(q).with_condition(c).unwrap();
+            check(&f, &s);
+        }
+    }
+    let s = stmt("talk_src").with_condition("dport = 9999").unwrap();
+    let r = check(&f, &s);
+    assert_eq!(r.hits_total, 0);
+    assert_eq!(r.blocks_read, 9);
+}
+
+#[test]
+fn sort_limit_direction() {
+    let f = fixture();
+    for sort in [SortBy::Bytes, SortBy::Packets] {
+        for dir in [
+            Direction::Both,
+            Direction::In,
+            Direction::Out,
+            Direction::Sum,
+        ] {
+            for ascending in [false, true] {
+                for limit in [0, 1, 3] {
+                    let mut s = stmt("agg_talk_port");
+                    s.sort = sort;
+                    s.direction = dir;
+                    s.ascending = ascending;
+                    s.limit = limit;
+                    check(&f, &s);
+                }
+            }
+        }
+    }
+    let mut s = stmt("sip,time");
+    s.limit = 0;
+    let r = check(&f, &s);
+    assert_eq!(r.rows.first().and_then(|r| r.time), Some(T0));
+}
+
+#[test]
+fn interfaces_and_time_range() {
+    let f = fixture();
+    let s = stmt("talk_src").with_ifaces(vec!["eth1".into()]).unwrap();
+    let r = check(&f, &s);
+    assert_eq!(r.interfaces, vec!["eth1".to_string()]);
+    assert_eq!(r.blocks_read, 3);
+    let s = stmt("talk_src")
+        .with_ifaces(vec!["eth0".into(), "eth1".into()])
+        .unwrap();
+    let r = check(&f, &s);
+    assert!(r.rows.iter().all(|r| r.iface.is_some()));
+    // A window of two blocks of eth0 (and eth1).
+    let mut s = stmt("raw");
+    s.first = T0 + 300;
+    s.last = T0 + 600;
+    let r = check(&f, &s);
+    assert_eq!(r.blocks_read, 4);
+    assert_eq!((r.time_first, r.time_last), (T0 + 300, T0 + 600));
+    // No data in range.
+    let mut s = stmt("talk_src");
+    s.first = T0 + 86_400 * 10;
+    s.last = T0 + 86_400 * 11;
+    let r = run(&f.db, &s).unwrap();
+    assert_eq!((r.blocks_read, r.hits_total), (0, 0));
+}
+
+#[test]
+fn unknown_interface_and_empty_database() {
+    let f = fixture();
+    let s = stmt("talk_src").with_ifaces(vec!["wlan9".into()]).unwrap();
+    match run(&f.db, &s) {
+        Err(QueryError::UnknownInterface { iface, known }) => {
+            assert_eq!(iface, "wlan9");
+            assert_eq!(known, "eth0, eth1");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let empty = Database::create(dir.path()).unwrap();
+    assert!(matches!(
+        run(&empty, &stmt("talk_src")),
+        Err(QueryError::EmptyDatabase)
+    ));
+}
+
+#[test]
+fn memory_limit_stops_the_query() {
+    let f = fixture();
+    let mut s = stmt("raw");
+    s.memory_limit = 1024;
+    match run(&f.db, &s) {
+        Err(e @ QueryError::MemoryLimit { .. }) => {
+            assert!(e.to_string().contains("memory limit"), "{e}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn corrupt_blocks_are_skipped_and_reported() {
+    let f = fixture();
+    // Damage the sip column of eth0's day: flip bytes in the middle of the file.
+    let day =
+        f.db.plan(&crate::ScanRequest {
+            ifaces: vec!["eth0".into()],
+            first: T0,
+            last: T0,
+        })
+        .unwrap();
+    let path = day[0].dir().join("sip.col");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 8] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let s = stmt("talk_src");
+    let r = run(&f.db, &s).unwrap();
+    assert!(!r.skipped.is_empty());
+    assert_eq!(r.blocks_read + r.skipped.len(), 9);
+    assert!(r
+        .skipped
+        .iter()
+        .all(|b| b.iface == "eth0" && !b.reason.is_empty()));
+    // A query that does not read the damaged column is unaffected.
+    let r = run(&f.db, &stmt("apps_port")).unwrap();
+    assert!(r.skipped.is_empty());
+    assert_eq!(r.blocks_read, 9);
+}
+
+#[test]
+fn threads_do_not_change_the_result() {
+    let f = fixture();
+    let mut one = stmt("agg_talk_port");
+    one.threads = 1;
+    let mut four = one.clone();
+    four.threads = 4;
+    let a = run(&f.db, &one).unwrap();
+    let b = run(&f.db, &four).unwrap();
+    assert_eq!(a.rows, b.rows);
+    assert_eq!(a.totals, b.totals);
+}
+
+#[test]
+fn only_needed_columns_are_read() {
+    let s = stmt("apps_port").with_condition("sip = 10.0.0.1").unwrap();
+    let c = needed_columns(&s);
+    use crate::Column as C;
+    assert!(c.contains(C::Dport) && c.contains(C::Proto) && c.contains(C::Sip));
+    assert!(!c.contains(C::Dip) && !c.contains(C::L7));
+    assert!(c.contains(C::BytesRcvd) && c.contains(C::PktsSent));
+}
