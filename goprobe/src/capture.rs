@@ -1,0 +1,418 @@
+//! Live capture: one thread per interface, each owning its libpcap handle and its
+//! `goflow::FlowTable` (no locks on the packet path).
+//!
+//! The handle runs in immediate mode with a short read timeout, so the loop notices the
+//! 5-minute boundaries and stop requests even when no packet arrives. At each wall-clock
+//! multiple of [`godb::INTERVAL_SECS`] the table is rotated and the interval, with
+//! libpcap's counters turned into per-interval deltas, goes to the writer thread;
+//! capture never waits for a writeout. A handle that fails (interface down or gone) is
+//! closed and reopened with exponential backoff while the other interfaces carry on.
+//! On stop the partial interval is handed over with the end time of the interval it
+//! belongs to.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crossbeam::channel::Sender;
+use godb::{CaptureStats, INTERVAL_SECS};
+use pcap::{Active, Capture};
+
+use crate::config::InterfaceConfig;
+use crate::writer::Interval;
+
+/// Read timeout of a live handle: the longest the loop sleeps without looking at the
+/// clock and its stop flag.
+pub const READ_TIMEOUT_MS: i32 = 100;
+
+/// First and longest wait before reopening a failed interface.
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// Errors of opening a capture handle.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CaptureError {
+    /// libpcap could not open or activate the interface.
+    #[error("cannot open interface {iface}: {source}")]
+    Open {
+        /// Interface.
+        iface: String,
+        /// libpcap's reason.
+        source: pcap::Error,
+    },
+    /// The BPF filter does not compile.
+    #[error("interface {iface}: invalid BPF filter {filter:?}: {source}")]
+    Filter {
+        /// Interface.
+        iface: String,
+        /// The expression.
+        filter: String,
+        /// libpcap's reason.
+        source: pcap::Error,
+    },
+}
+
+/// Checks that a filter expression compiles (for Ethernet, the usual link type), so a
+/// bad filter is a configuration error even when its interface is not there yet.
+pub fn check_filter(iface: &str, filter: &str) -> Result<(), CaptureError> {
+    if filter.trim().is_empty() {
+        return Ok(());
+    }
+    let err = |source| CaptureError::Filter {
+        iface: iface.to_string(),
+        filter: filter.to_string(),
+        source,
+    };
+    let dead = Capture::dead(pcap::Linktype::ETHERNET).map_err(err)?;
+    dead.compile(filter, true).map(|_| ()).map_err(err)
+}
+
+/// Opens and activates a live handle with the interface's settings and installs its
+/// filter in the kernel.
+pub fn open(iface: &str, cfg: &InterfaceConfig) -> Result<Capture<Active>, CaptureError> {
+    let open_err = |source| CaptureError::Open {
+        iface: iface.to_string(),
+        source,
+    };
+    let mut cap = Capture::from_device(iface)
+        .map_err(open_err)?
+        .promisc(cfg.promisc)
+        .snaplen(i32::try_from(cfg.snaplen).unwrap_or(i32::MAX))
+        .buffer_size(i32::try_from(cfg.buffer_size).unwrap_or(i32::MAX))
+        .immediate_mode(true)
+        .timeout(READ_TIMEOUT_MS)
+        .open()
+        .map_err(open_err)?;
+    if !cfg.bpf_filter.trim().is_empty() {
+        cap.filter(&cfg.bpf_filter, true)
+            .map_err(|source| CaptureError::Filter {
+                iface: iface.to_string(),
+                filter: cfg.bpf_filter.clone(),
+                source,
+            })?;
+    }
+    Ok(cap)
+}
+
+/// End of the interval that second `secs` belongs to.
+pub fn interval_end(secs: i64) -> i64 {
+    secs.div_euclid(INTERVAL_SECS) * INTERVAL_SECS + INTERVAL_SECS
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// What the supervisor shares with one capture thread.
+#[derive(Default)]
+struct Control {
+    /// Set when `stop` or `reconfigure` asks for the thread's attention.
+    attention: AtomicBool,
+    stop: AtomicBool,
+    new_config: Mutex<Option<InterfaceConfig>>,
+}
+
+/// A running capture thread, as the supervisor sees it.
+pub struct CaptureThread {
+    name: String,
+    config: InterfaceConfig,
+    control: Arc<Control>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl CaptureThread {
+    /// Starts capturing on `name`, with `handle` if it is already open (start-up opens
+    /// all handles before dropping privileges), otherwise opening it in the thread.
+    pub fn spawn(
+        name: &str,
+        config: &InterfaceConfig,
+        handle: Option<Capture<Active>>,
+        tx: Sender<Interval>,
+    ) -> std::io::Result<CaptureThread> {
+        let control = Arc::new(Control::default());
+        let mut capturer = Capturer {
+            name: name.to_string(),
+            config: config.clone(),
+            cap: None,
+            link: goflow::LinkType::from_dlt(1),
+            last: PcapCounts::default(),
+            pending: PcapCounts::default(),
+            table: goflow::FlowTable::new(),
+            boundary: interval_end(now_secs()),
+            tx,
+            control: Arc::clone(&control),
+        };
+        if let Some(h) = handle {
+            capturer.install(h);
+        }
+        let thread = std::thread::Builder::new()
+            .name(format!("capture-{name}"))
+            .spawn(move || capturer.run())?;
+        Ok(CaptureThread {
+            name: name.to_string(),
+            config: config.clone(),
+            control,
+            thread: Some(thread),
+        })
+    }
+
+    /// Interface name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The settings the thread was last given.
+    pub fn config(&self) -> &InterfaceConfig {
+        &self.config
+    }
+
+    /// Asks the thread to reopen its handle with new settings; its flow table, and so
+    /// the current interval, is kept.
+    pub fn reconfigure(&mut self, config: &InterfaceConfig) {
+        self.config = config.clone();
+        if let Ok(mut slot) = self.control.new_config.lock() {
+            *slot = Some(config.clone());
+        }
+        self.control.attention.store(true, Ordering::SeqCst);
+    }
+
+    /// Asks the thread to hand over its partial interval and end.
+    pub fn request_stop(&self) {
+        self.control.stop.store(true, Ordering::SeqCst);
+        self.control.attention.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops the thread and waits until its partial interval is queued for the writer.
+    pub fn stop(mut self) {
+        self.request_stop();
+        self.join();
+    }
+
+    /// Waits for the thread (after [`Self::request_stop`]).
+    pub fn join(&mut self) {
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                log::error!("{}: the capture thread panicked", self.name);
+            }
+        }
+    }
+}
+
+impl Drop for CaptureThread {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.request_stop();
+            self.join();
+        }
+    }
+}
+
+/// libpcap's cumulative counters of one handle (32-bit, wrapping).
+#[derive(Debug, Clone, Copy, Default)]
+struct PcapCounts {
+    received: u64,
+    dropped: u64,
+    if_dropped: u64,
+}
+
+struct Capturer {
+    name: String,
+    config: InterfaceConfig,
+    cap: Option<Capture<Active>>,
+    link: goflow::LinkType,
+    /// Last cumulative counters read from the current handle.
+    last: PcapCounts,
+    /// Deltas gathered in the current interval (also from handles closed since).
+    pending: PcapCounts,
+    table: goflow::FlowTable,
+    /// End of the current interval.
+    boundary: i64,
+    tx: Sender<Interval>,
+    control: Arc<Control>,
+}
+
+impl Capturer {
+    fn install(&mut self, cap: Capture<Active>) {
+        self.link = goflow::LinkType::from_dlt(cap.get_datalink().0);
+        self.last = PcapCounts::default();
+        self.cap = Some(cap);
+    }
+
+    fn run(mut self) {
+        let mut backoff = BACKOFF_MIN;
+        let mut retry_at: Option<std::time::Instant> = None;
+        loop {
+            if self.control.attention.load(Ordering::Relaxed) && self.attend() {
+                break;
+            }
+            let Some(cap) = self.cap.as_mut() else {
+                self.rotate_if_due(now_secs());
+                let due = match retry_at {
+                    Some(t) => std::time::Instant::now() >= t,
+                    None => true,
+                };
+                if !due {
+                    std::thread::sleep(Duration::from_millis(u64::from(
+                        READ_TIMEOUT_MS.unsigned_abs(),
+                    )));
+                    continue;
+                }
+                match open(&self.name, &self.config) {
+                    Ok(cap) => {
+                        log::info!("{}: capture (re)opened", self.name);
+                        self.install(cap);
+                        backoff = BACKOFF_MIN;
+                        retry_at = None;
+                    }
+                    Err(e) => {
+                        log::error!("{e}; retrying in {} s", backoff.as_secs());
+                        retry_at = Some(std::time::Instant::now() + backoff);
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                    }
+                }
+                continue;
+            };
+            match cap.next_packet() {
+                Ok(packet) => {
+                    let ts = packet.header.ts.tv_sec;
+                    if ts >= self.boundary {
+                        // Rotation needs the handle for its counters; the packet is
+                        // copied only at this rare moment, once per interval.
+                        let data = packet.data.to_vec();
+                        let wire_len = packet.header.len;
+                        self.rotate_if_due(ts);
+                        self.table.add_packet(self.link, &data, wire_len, ts);
+                    } else {
+                        self.table
+                            .add_packet(self.link, packet.data, packet.header.len, ts);
+                    }
+                }
+                Err(pcap::Error::TimeoutExpired) => self.rotate_if_due(now_secs()),
+                Err(e) => {
+                    log::error!(
+                        "{}: capture failed: {e}; closing the handle and reopening it in {} s",
+                        self.name,
+                        backoff.as_secs()
+                    );
+                    self.collect_counts();
+                    self.cap = None;
+                    retry_at = Some(std::time::Instant::now() + backoff);
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    /// Handles a stop or reconfiguration request; returns true when the thread must end.
+    fn attend(&mut self) -> bool {
+        self.control.attention.store(false, Ordering::SeqCst);
+        if self.control.stop.load(Ordering::SeqCst) {
+            let end = self.boundary;
+            self.hand_over(end);
+            return true;
+        }
+        let new = self
+            .control
+            .new_config
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take());
+        if let Some(config) = new {
+            self.collect_counts();
+            self.cap = None;
+            self.config = config;
+            match open(&self.name, &self.config) {
+                Ok(cap) => {
+                    log::info!("{}: reopened with the new settings", self.name);
+                    self.install(cap);
+                }
+                Err(e) => log::error!("{e}; retrying"),
+            }
+        }
+        false
+    }
+
+    /// Reads the handle's cumulative counters and adds what is new to `pending`.
+    fn collect_counts(&mut self) {
+        let Some(cap) = self.cap.as_mut() else {
+            return;
+        };
+        match cap.stats() {
+            Ok(s) => {
+                let now = PcapCounts {
+                    received: u64::from(s.received),
+                    dropped: u64::from(s.dropped),
+                    if_dropped: u64::from(s.if_dropped),
+                };
+                let delta = |new: u64, old: u64| {
+                    // The counters are 32 bits wide and wrap.
+                    (new.wrapping_sub(old)) & u64::from(u32::MAX)
+                };
+                self.pending.received += delta(now.received, self.last.received);
+                self.pending.dropped += delta(now.dropped, self.last.dropped);
+                self.pending.if_dropped += delta(now.if_dropped, self.last.if_dropped);
+                self.last = now;
+            }
+            Err(e) => log::warn!("{}: cannot read libpcap's counters: {e}", self.name),
+        }
+    }
+
+    fn rotate_if_due(&mut self, now: i64) {
+        if now >= self.boundary {
+            let end = self.boundary;
+            self.hand_over(end);
+            self.boundary = interval_end(now);
+        }
+    }
+
+    /// Rotates the table and sends the interval ending at `end` to the writer.
+    fn hand_over(&mut self, end: i64) {
+        self.collect_counts();
+        let pending = std::mem::take(&mut self.pending);
+        let stats = CaptureStats {
+            packets_dropped: pending.dropped,
+            packets_if_dropped: pending.if_dropped,
+            ..CaptureStats::default()
+        };
+        let interval = Interval {
+            iface: self.name.clone(),
+            timestamp: end,
+            flows: self.table.rotate(),
+            stats,
+            pcap_received: Some(pending.received),
+        };
+        if self.tx.send(interval).is_err() {
+            log::error!(
+                "{}: the writer thread is gone: the interval ending {} is lost",
+                self.name,
+                crate::writer::format_time(end)
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_end_is_the_next_multiple() {
+        assert_eq!(interval_end(0), 300);
+        assert_eq!(interval_end(299), 300);
+        assert_eq!(interval_end(300), 600);
+        assert_eq!(interval_end(-1), 0);
+    }
+
+    #[test]
+    fn filters_are_checked() {
+        assert!(check_filter("x", "").is_ok());
+        assert!(check_filter("x", "udp port 53 or tcp").is_ok());
+        let e = check_filter("x", "udp prot 53").unwrap_err().to_string();
+        assert!(e.contains("udp prot 53") && e.contains('x'), "{e}");
+    }
+}

@@ -1,0 +1,430 @@
+//! The live daemon's lifecycle: start-up, signals, SIGHUP reload, privilege drop,
+//! pidfile, and an orderly shutdown that writes every partial interval.
+//!
+//! Signals: SIGTERM, SIGINT and SIGHUP are blocked in every thread (the mask is set
+//! before any thread starts and inherited), and one dedicated thread takes them with
+//! `sigwait` and turns them into events for the supervisor (the main thread). So no
+//! code runs in a signal handler and no extra crate is needed. The first SIGTERM or
+//! SIGINT starts the shutdown; a second one exits at once.
+//!
+//! Start-up order: validate the configuration, open (create) the database, open every
+//! capture handle, write the pidfile, drop to the configured user, then start the
+//! writer and the capture threads. Once privileges are dropped, an interface can no
+//! longer be (re)opened unless the user holds CAP_NET_RAW: the log says so.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crossbeam::channel::{unbounded, Receiver};
+use godb::Database;
+use nix::sys::signal::{SigSet, Signal};
+
+use crate::capture::{self, CaptureError, CaptureThread};
+use crate::cli::load_config;
+use crate::config::{Config, ConfigError, Flags, InterfaceConfig};
+use crate::logging;
+use crate::writer::Writer;
+
+/// Why the daemon could not start or did not end cleanly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A capture handle could not be set up (bad filter, or no interface at all).
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// The database cannot be opened.
+    #[error("database: {0}")]
+    Database(#[from] godb::Error),
+    /// No interface could be opened.
+    #[error("no interface could be opened; the last error: {0}")]
+    NoInterface(CaptureError),
+    /// Signal setup failed.
+    #[error("cannot set up signal handling: {0}")]
+    Signals(nix::Error),
+    /// Dropping privileges failed.
+    #[error("cannot run as user {user}: {reason}")]
+    Privileges {
+        /// The configured user.
+        user: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The pidfile cannot be written.
+    #[error("cannot write pidfile {path}: {source}")]
+    Pidfile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Another goprobe holds the pidfile.
+    #[error("pidfile {path} names a running process ({pid}): is goprobe already running?")]
+    AlreadyRunning {
+        /// The file.
+        path: PathBuf,
+        /// The process.
+        pid: i32,
+    },
+    /// A thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(#[from] std::io::Error),
+    /// Some intervals could not be stored (each was logged).
+    #[error("{0} intervals could not be stored (see the log)")]
+    Lost(u64),
+}
+
+/// What the signal thread tells the supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Event {
+    Reload,
+    Shutdown(Signal),
+}
+
+/// Checks what `goprobe check` and every (re)load check beyond the file itself: each
+/// enabled interface's BPF filter compiles.
+pub fn check_filters(config: &Config) -> Result<(), CaptureError> {
+    for (name, iface) in config.enabled_interfaces() {
+        capture::check_filter(name, &iface.bpf_filter)?;
+    }
+    Ok(())
+}
+
+/// Runs the live daemon until SIGTERM or SIGINT.
+pub fn run(config_path: Option<PathBuf>, flags: Flags, config: Config) -> Result<(), DaemonError> {
+    logging::init(&config.log);
+    check_filters(&config)?;
+    let db_path = config.require_db_path()?.to_path_buf();
+
+    // Block the signals before any thread exists, so every thread inherits the mask.
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    signals.thread_block().map_err(DaemonError::Signals)?;
+
+    let db = Arc::new(Database::create(&db_path)?);
+
+    // Open every handle now, while privileged.
+    let mut handles = BTreeMap::new();
+    let mut last_error = None;
+    for (name, iface) in config.enabled_interfaces() {
+        match capture::open(name, iface) {
+            Ok(h) => {
+                log::debug!("{name}: opened (link type {:?})", h.get_datalink());
+                handles.insert(name.clone(), h);
+            }
+            Err(e @ CaptureError::Filter { .. }) => return Err(e.into()),
+            Err(e) => {
+                log::error!("{e}; goprobe will keep retrying it");
+                last_error = Some(e);
+            }
+        }
+    }
+    if handles.is_empty() {
+        if let Some(e) = last_error {
+            return Err(DaemonError::NoInterface(e));
+        }
+    }
+
+    let pidfile = config.pidfile.clone();
+    if let Some(p) = &pidfile {
+        write_pidfile(p)?;
+    }
+    let dropped_to = match &config.user {
+        Some(user) => Some(drop_privileges(user, config.group.as_deref(), &db_path)?),
+        None => None,
+    };
+
+    let writer = Writer::spawn(Arc::clone(&db))?;
+    let (ev_tx, ev_rx) = unbounded();
+    std::thread::Builder::new()
+        .name("goprobe-signals".into())
+        .spawn(move || signal_loop(signals, ev_tx))?;
+
+    let mut threads = BTreeMap::new();
+    for (name, iface) in config.enabled_interfaces() {
+        let handle = handles.remove(name);
+        let t = CaptureThread::spawn(name, iface, handle, writer.sender())?;
+        threads.insert(name.clone(), t);
+    }
+    log_startup(&config, &db_path, dropped_to.as_deref());
+
+    let mut daemon = Daemon {
+        config_path,
+        flags,
+        config,
+        threads,
+        writer,
+    };
+    daemon.serve(&ev_rx);
+    let totals = daemon.shutdown();
+    if let Some(p) = &pidfile {
+        if let Err(e) = std::fs::remove_file(p) {
+            log::debug!("cannot remove pidfile {}: {e}", p.display());
+        }
+    }
+    log::info!(
+        "goprobe stopped: {} blocks with {} flows written in this run",
+        totals.blocks,
+        totals.rows
+    );
+    if totals.failed > 0 {
+        return Err(DaemonError::Lost(totals.failed));
+    }
+    Ok(())
+}
+
+struct Daemon {
+    config_path: Option<PathBuf>,
+    flags: Flags,
+    config: Config,
+    threads: BTreeMap<String, CaptureThread>,
+    writer: Writer,
+}
+
+impl Daemon {
+    fn serve(&mut self, events: &Receiver<Event>) {
+        for event in events.iter() {
+            match event {
+                Event::Reload => self.reload(),
+                Event::Shutdown(sig) => {
+                    log::info!(
+                        "{sig}: writing the partial interval of {} interfaces, then exiting \
+                         (a second signal exits at once)",
+                        self.threads.len()
+                    );
+                    return;
+                }
+            }
+        }
+        log::error!("the signal thread ended: shutting down");
+    }
+
+    fn shutdown(self) -> crate::writer::WriterTotals {
+        let Daemon {
+            threads, writer, ..
+        } = self;
+        for t in threads.values() {
+            t.request_stop();
+        }
+        for (_, mut t) in threads {
+            t.join();
+        }
+        writer.finish()
+    }
+
+    fn reload(&mut self) {
+        let Some(path) = self.config_path.clone() else {
+            log::info!("SIGHUP: no config file was given (-c), nothing to re-read");
+            return;
+        };
+        let new = match load_config(Some(&path), &self.flags) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("SIGHUP: keeping the running configuration: {e}");
+                return;
+            }
+        };
+        if let Err(e) = check_filters(&new) {
+            log::error!("SIGHUP: keeping the running configuration: {e}");
+            return;
+        }
+        logging::configure(&new.log);
+        if new.db_path != self.config.db_path {
+            log::warn!("SIGHUP: a new db_path takes effect only after a restart");
+        }
+        if new.user != self.config.user || new.group != self.config.group {
+            log::warn!("SIGHUP: a new user or group takes effect only after a restart");
+        }
+        let wanted: BTreeMap<&String, &InterfaceConfig> = new.enabled_interfaces().collect();
+        let removed: Vec<String> = self
+            .threads
+            .keys()
+            .filter(|n| !wanted.contains_key(n))
+            .cloned()
+            .collect();
+        for name in removed {
+            if let Some(t) = self.threads.remove(&name) {
+                t.stop();
+                log::info!("SIGHUP: stopped capturing on {name}; its partial interval is written");
+            }
+        }
+        for (name, iface) in wanted {
+            match self.threads.get_mut(name) {
+                Some(t) if t.config() != iface => {
+                    log::info!("SIGHUP: {name}: new settings, reopening (its flows are kept)");
+                    t.reconfigure(iface);
+                }
+                Some(_) => {}
+                None => match CaptureThread::spawn(name, iface, None, self.writer.sender()) {
+                    Ok(t) => {
+                        log::info!("SIGHUP: capturing on {name} ({})", describe(iface));
+                        self.threads.insert(name.clone(), t);
+                    }
+                    Err(e) => log::error!("SIGHUP: cannot start a thread for {name}: {e}"),
+                },
+            }
+        }
+        self.config = new;
+        log::info!(
+            "SIGHUP: configuration re-read; capturing on {}",
+            self.threads
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+}
+
+fn signal_loop(signals: SigSet, tx: crossbeam::channel::Sender<Event>) {
+    let mut stopping = false;
+    loop {
+        let sig = match signals.wait() {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("sigwait failed: {e}");
+                return;
+            }
+        };
+        let event = match sig {
+            Signal::SIGHUP => Event::Reload,
+            other => {
+                if stopping {
+                    log::warn!("{other} again: exiting at once; unwritten intervals are lost");
+                    std::process::exit(128 + other as i32);
+                }
+                stopping = true;
+                Event::Shutdown(other)
+            }
+        };
+        if tx.send(event).is_err() {
+            return;
+        }
+    }
+}
+
+fn describe(iface: &InterfaceConfig) -> String {
+    let filter = if iface.bpf_filter.trim().is_empty() {
+        "no filter".to_string()
+    } else {
+        format!("filter {:?}", iface.bpf_filter)
+    };
+    format!(
+        "snaplen {}, buffer {} KiB, promisc {}, {filter}",
+        iface.snaplen,
+        iface.buffer_size / 1024,
+        if iface.promisc { "on" } else { "off" }
+    )
+}
+
+fn log_startup(config: &Config, db_path: &Path, user: Option<&str>) {
+    let ifaces: Vec<String> = config
+        .enabled_interfaces()
+        .map(|(n, i)| format!("{n} ({})", describe(i)))
+        .collect();
+    log::info!(
+        "goprobe {} started (pid {}): database {}, {} interface(s): {}; retention {}; {}",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        db_path.display(),
+        ifaces.len(),
+        ifaces.join("; "),
+        match config.retention_days {
+            0 => "keep all (goprobe clean)".to_string(),
+            d => format!("{d} days (goprobe clean)"),
+        },
+        match user {
+            Some(u) => format!("running as {u}"),
+            None => "running with the privileges it was started with".to_string(),
+        }
+    );
+}
+
+fn write_pidfile(path: &Path) -> Result<(), DaemonError> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        if let Ok(pid) = text.trim().parse::<i32>() {
+            let alive = pid > 0
+                && pid != std::process::id() as i32
+                && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+            if alive {
+                return Err(DaemonError::AlreadyRunning {
+                    path: path.to_path_buf(),
+                    pid,
+                });
+            }
+        }
+    }
+    std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| {
+        DaemonError::Pidfile {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+/// Switches to `user` (and `group`, default the user's primary group), giving the
+/// database tree to them first so the writer can go on. Returns "user:group".
+fn drop_privileges(user: &str, group: Option<&str>, db_path: &Path) -> Result<String, DaemonError> {
+    use nix::unistd::{Group, Uid, User};
+    let fail = |reason: String| DaemonError::Privileges {
+        user: user.to_string(),
+        reason,
+    };
+    let u = User::from_name(user)
+        .map_err(|e| fail(format!("looking up the user: {e}")))?
+        .ok_or_else(|| fail("no such user".into()))?;
+    let gid = match group {
+        Some(g) => {
+            Group::from_name(g)
+                .map_err(|e| fail(format!("looking up group {g}: {e}")))?
+                .ok_or_else(|| fail(format!("no such group {g}")))?
+                .gid
+        }
+        None => u.gid,
+    };
+    let name = format!(
+        "{user}:{}",
+        group.map_or_else(|| gid.to_string(), str::to_string)
+    );
+    if Uid::effective() == u.uid {
+        return Ok(name);
+    }
+    if !Uid::effective().is_root() {
+        return Err(fail("only root can switch users".into()));
+    }
+    chown_tree(db_path, u.uid, gid).map_err(|e| {
+        fail(format!(
+            "giving the database {} to the user: {e}",
+            db_path.display()
+        ))
+    })?;
+    nix::unistd::setgroups(&[gid]).map_err(|e| fail(format!("setgroups: {e}")))?;
+    nix::unistd::setgid(gid).map_err(|e| fail(format!("setgid: {e}")))?;
+    nix::unistd::setuid(u.uid).map_err(|e| fail(format!("setuid: {e}")))?;
+    if nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
+        return Err(fail(
+            "root privileges could be regained after setuid".into(),
+        ));
+    }
+    log::info!(
+        "now running as {name}: from here on this user can no longer open interfaces \
+         (one that goes down cannot be reopened, one added by SIGHUP cannot be opened) \
+         unless it holds CAP_NET_RAW; restart goprobe for that"
+    );
+    Ok(name)
+}
+
+fn chown_tree(path: &Path, uid: nix::unistd::Uid, gid: nix::unistd::Gid) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid.as_raw()), Some(gid.as_raw()))?;
+    if path.is_dir() && !path.is_symlink() {
+        for entry in std::fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}

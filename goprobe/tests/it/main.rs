@@ -1,0 +1,6 @@
+//! goprobe's integration tests, one binary: command line and configuration, replay of
+//! synthetic and real captures checked through the database against the independent
+//! oracle, and live capture on a veth pair between two network namespaces.
+
+mod cli;
+mod common;
