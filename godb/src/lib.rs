@@ -10,10 +10,67 @@
 //! The crate is a library in its own right: other programs open a database, list its
 //! interfaces and days, append blocks, scan blocks of a time range column by column,
 //! run goquery's queries ([`query`]) and delete old days.
+//!
+//! # Example
+//!
+//! ```
+//! use godb::{Block, ColumnSet, Counters, Database, FlowKey, FlowRow, ScanRequest};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let db = Database::create(dir.path().join("db"))?;
+//!
+//! // Write one block (the rows of one 5-minute interval) for interface eth0.
+//! let row = FlowRow {
+//!     key: FlowKey {
+//!         sip: "10.0.0.1".parse()?,
+//!         dip: "10.0.0.2".parse()?,
+//!         proto: 6,
+//!         dport: 443,
+//!         l7: 0,
+//!     },
+//!     counters: Counters { bytes_rcvd: 1500, bytes_sent: 300, pkts_rcvd: 2, pkts_sent: 3 },
+//! };
+//! let block = Block { timestamp: 1_763_769_900, stats: Default::default(), rows: vec![row] };
+//! let mut writer = db.writer("eth0")?;
+//! writer.append(&block)?;
+//!
+//! // List what is stored, from the metadata alone.
+//! assert_eq!(db.interfaces()?, vec!["eth0".to_string()]);
+//! assert_eq!(db.days("eth0")?[0].rows, 1);
+//!
+//! // Read the blocks of a time range back, all columns.
+//! let req = ScanRequest { ifaces: vec![], first: 0, last: i64::MAX };
+//! for day in db.plan(&req)? {
+//!     let reader = day.open(&db, ColumnSet::ALL)?;
+//!     for i in 0..reader.len() {
+//!         match reader.read(i) {
+//!             Ok(data) => assert_eq!(data.row(0), row),
+//!             Err(bad) => eprintln!("skipping damaged block: {bad}"),
+//!         }
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
+
+mod column;
+mod db;
+mod error;
+mod meta;
+mod reader;
+mod retention;
+mod writer;
 
 pub mod l7;
 pub mod model;
 pub mod query;
 
+pub use column::{Column, ColumnSet, IpColumn, NUM_COLUMNS};
+pub use db::{day_of, validate_iface, Database, DaySummary, MAX_IFACE_LEN};
+pub use error::{BlockError, BlockErrorKind, Error, Result};
+pub use meta::{BlockMeta, ColumnMeta, FORMAT_VERSION, META_FILE};
 pub use model::{Block, CaptureStats, Counters, FlowKey, FlowRow, INTERVAL_SECS};
+pub use reader::{BlockData, DayPlan, DayReader, ScanRequest};
+pub use writer::{BlockWriter, LOCK_FILE};

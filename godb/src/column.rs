@@ -1,0 +1,518 @@
+//! The nine columns of a flow row, the set of columns a reader asks for, and the
+//! encoding of one column block (encoding tag, narrowest integer width, byte-plane
+//! shuffle, lz4 block compression) as specified in `docs/FORMAT.md`.
+
+use crate::error::BlockErrorKind;
+use crate::meta::ColumnMeta;
+
+/// Number of columns of a flow row.
+pub const NUM_COLUMNS: usize = 9;
+
+/// One column of the stored flow rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Column {
+    /// Source (client) address.
+    Sip,
+    /// Destination (server) address.
+    Dip,
+    /// IP protocol number.
+    Proto,
+    /// Destination (server) port.
+    Dport,
+    /// Layer-7 protocol id.
+    L7,
+    /// Bytes from dip to sip.
+    BytesRcvd,
+    /// Bytes from sip to dip.
+    BytesSent,
+    /// Packets from dip to sip.
+    PktsRcvd,
+    /// Packets from sip to dip.
+    PktsSent,
+}
+
+impl Column {
+    /// All columns in column-index order.
+    pub const ALL: [Column; NUM_COLUMNS] = [
+        Column::Sip,
+        Column::Dip,
+        Column::Proto,
+        Column::Dport,
+        Column::L7,
+        Column::BytesRcvd,
+        Column::BytesSent,
+        Column::PktsRcvd,
+        Column::PktsSent,
+    ];
+
+    /// The column's index in the metadata (its position in [`Column::ALL`]).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The column's name ("sip", "bytes_rcvd", ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::Sip => "sip",
+            Column::Dip => "dip",
+            Column::Proto => "proto",
+            Column::Dport => "dport",
+            Column::L7 => "l7",
+            Column::BytesRcvd => "bytes_rcvd",
+            Column::BytesSent => "bytes_sent",
+            Column::PktsRcvd => "pkts_rcvd",
+            Column::PktsSent => "pkts_sent",
+        }
+    }
+
+    /// The name of the column's file in a day folder.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Column::Sip => "sip.col",
+            Column::Dip => "dip.col",
+            Column::Proto => "proto.col",
+            Column::Dport => "dport.col",
+            Column::L7 => "l7.col",
+            Column::BytesRcvd => "bytes_rcvd.col",
+            Column::BytesSent => "bytes_sent.col",
+            Column::PktsRcvd => "pkts_rcvd.col",
+            Column::PktsSent => "pkts_sent.col",
+        }
+    }
+
+    /// The widest width code the column allows (`None` for IP columns, which use code 5).
+    fn max_width_code(self) -> Option<u8> {
+        match self {
+            Column::Sip | Column::Dip => None,
+            Column::Proto => Some(1),
+            Column::Dport | Column::L7 => Some(2),
+            _ => Some(4),
+        }
+    }
+}
+
+/// A set of columns, e.g. the columns a query needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ColumnSet(u16);
+
+impl ColumnSet {
+    /// No column.
+    pub const EMPTY: ColumnSet = ColumnSet(0);
+    /// Every column.
+    pub const ALL: ColumnSet = ColumnSet((1 << NUM_COLUMNS) - 1);
+
+    /// This set plus `c`.
+    #[must_use]
+    pub fn with(self, c: Column) -> ColumnSet {
+        ColumnSet(self.0 | (1 << c.index()))
+    }
+
+    /// Whether `c` is in the set.
+    pub fn contains(self, c: Column) -> bool {
+        self.0 & (1 << c.index()) != 0
+    }
+
+    /// Whether the set holds no column.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The columns of the set in column-index order.
+    pub fn iter(self) -> impl Iterator<Item = Column> {
+        Column::ALL.into_iter().filter(move |c| self.contains(*c))
+    }
+}
+
+impl FromIterator<Column> for ColumnSet {
+    fn from_iter<T: IntoIterator<Item = Column>>(iter: T) -> Self {
+        iter.into_iter().fold(ColumnSet::EMPTY, ColumnSet::with)
+    }
+}
+
+/// The encoding tag byte (bit offsets and sizes, as in `docs/FORMAT.md`).
+pub(crate) mod tag {
+    use crate::meta::Field;
+    pub const WIDTH: Field = Field {
+        off: 0,
+        len: 3,
+        name: "width",
+    };
+    pub const SHUFFLE: Field = Field {
+        off: 3,
+        len: 1,
+        name: "shuffle",
+    };
+    pub const LZ4: Field = Field {
+        off: 4,
+        len: 1,
+        name: "lz4",
+    };
+    pub const RESERVED: Field = Field {
+        off: 5,
+        len: 3,
+        name: "reserved",
+    };
+    #[cfg(test)]
+    pub const LAYOUT: &[Field] = &[WIDTH, SHUFFLE, LZ4, RESERVED];
+
+    pub const WIDTH_MASK: u8 = (1 << WIDTH.len) - 1;
+    pub const SHUFFLE_BIT: u8 = 1 << SHUFFLE.off;
+    pub const LZ4_BIT: u8 = 1 << LZ4.off;
+    pub const RESERVED_MASK: u8 = 0b111 << RESERVED.off;
+    /// Width code of IP columns.
+    pub const IP: u8 = 5;
+}
+
+/// Byte width of integer width code `code` (0..=4).
+fn width_of(code: u8) -> usize {
+    match code {
+        0 => 0,
+        1 => 1,
+        2 => 2,
+        3 => 4,
+        _ => 8,
+    }
+}
+
+/// An encoded column block: the stored bytes (tag first) and its raw length.
+#[derive(Debug, Clone)]
+pub(crate) struct Encoded {
+    pub bytes: Vec<u8>,
+    pub raw_len: usize,
+}
+
+impl Encoded {
+    pub fn tag(&self) -> u8 {
+        self.bytes[0]
+    }
+}
+
+/// Transposes `n` elements of width `w` into byte planes, appending to `out`.
+fn shuffle_into(raw: &[u8], w: usize, out: &mut Vec<u8>) {
+    let n = raw.len().checked_div(w).unwrap_or(0);
+    let start = out.len();
+    out.resize(start + raw.len(), 0);
+    let dst = &mut out[start..];
+    for (i, elem) in raw.chunks_exact(w.max(1)).enumerate() {
+        for (j, b) in elem.iter().enumerate() {
+            dst[j * n + i] = *b;
+        }
+    }
+}
+
+/// Inverse of [`shuffle_into`].
+fn unshuffle_into(planes: &[u8], w: usize, out: &mut Vec<u8>) {
+    let n = planes.len().checked_div(w).unwrap_or(0);
+    let start = out.len();
+    out.resize(start + planes.len(), 0);
+    let dst = &mut out[start..];
+    for (j, plane) in planes.chunks_exact(n.max(1)).enumerate().take(w) {
+        for (i, b) in plane.iter().enumerate() {
+            dst[i * w + j] = *b;
+        }
+    }
+}
+
+/// Picks the smallest of raw, lz4(raw) and lz4(shuffled).
+fn choose(width_code: u8, raw: Vec<u8>, shuffled: Option<Vec<u8>>) -> Encoded {
+    let raw_len = raw.len();
+    let mut best: Vec<u8> = Vec::with_capacity(raw_len + 1);
+    best.push(width_code);
+    best.extend_from_slice(&raw);
+    if raw_len == 0 {
+        return Encoded {
+            bytes: best,
+            raw_len,
+        };
+    }
+    let mut consider = |flags: u8, input: &[u8]| {
+        let c = lz4_flex::block::compress(input);
+        if c.len() + 1 < best.len() {
+            let mut v = Vec::with_capacity(c.len() + 1);
+            v.push(width_code | flags);
+            v.extend_from_slice(&c);
+            best = v;
+        }
+    };
+    consider(tag::LZ4_BIT, &raw);
+    if let Some(s) = shuffled {
+        consider(tag::LZ4_BIT | tag::SHUFFLE_BIT, &s);
+    }
+    Encoded {
+        bytes: best,
+        raw_len,
+    }
+}
+
+/// Encodes an IP column: the IPv4 addresses, then the IPv6 addresses.
+pub(crate) fn encode_ip(v4: &[[u8; 4]], v6: &[[u8; 16]]) -> Encoded {
+    let mut raw = Vec::with_capacity(v4.len() * 4 + v6.len() * 16);
+    raw.extend(v4.iter().flatten());
+    raw.extend(v6.iter().flatten());
+    let mut shuffled = Vec::with_capacity(raw.len());
+    shuffle_into(&raw[..v4.len() * 4], 4, &mut shuffled);
+    shuffle_into(&raw[v4.len() * 4..], 16, &mut shuffled);
+    choose(tag::IP, raw, Some(shuffled))
+}
+
+/// Encodes an integer column in the narrowest width (at most `max_code`) that holds
+/// its largest value.
+pub(crate) fn encode_uint(values: &[u64], max_code: u8) -> Encoded {
+    let max = values.iter().copied().max().unwrap_or(0);
+    let code: u8 = match max {
+        0 => 0,
+        1..=0xff => 1,
+        0x100..=0xffff => 2,
+        0x1_0000..=0xffff_ffff => 3,
+        _ => 4,
+    };
+    let code = code.min(max_code);
+    let w = width_of(code);
+    let mut raw = Vec::with_capacity(values.len() * w);
+    for v in values {
+        raw.extend_from_slice(&v.to_le_bytes()[..w]);
+    }
+    let shuffled = (w > 1).then(|| {
+        let mut s = Vec::with_capacity(raw.len());
+        shuffle_into(&raw, w, &mut s);
+        s
+    });
+    choose(code, raw, shuffled)
+}
+
+/// Encodes `values` for integer column `c`.
+pub(crate) fn encode_uint_column(c: Column, values: &[u64]) -> Encoded {
+    encode_uint(values, c.max_width_code().unwrap_or(4))
+}
+
+/// The decoded values of one column block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Decoded {
+    Ip(IpColumn),
+    Uint(Vec<u64>),
+}
+
+/// The addresses of an IP column: rows `0..v4.len()` are IPv4, the rest IPv6.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpColumn {
+    /// IPv4 addresses (network byte order) of the IPv4 rows.
+    pub v4: Vec<[u8; 4]>,
+    /// IPv6 addresses (network byte order) of the IPv6 rows.
+    pub v6: Vec<[u8; 16]>,
+}
+
+impl IpColumn {
+    /// The address of row `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<std::net::IpAddr> {
+        if let Some(a) = self.v4.get(i) {
+            Some(std::net::IpAddr::from(*a))
+        } else {
+            self.v6
+                .get(i - self.v4.len())
+                .map(|a| std::net::IpAddr::from(*a))
+        }
+    }
+
+    /// Number of addresses.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// Whether the column holds no address.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Decodes one stored column block after its checksum was verified.
+pub(crate) fn decode(
+    c: Column,
+    stored: &[u8],
+    meta: &ColumnMeta,
+    rows_v4: u32,
+    rows_v6: u32,
+) -> Result<Decoded, BlockErrorKind> {
+    let Some((&t, payload)) = stored.split_first() else {
+        return Err(BlockErrorKind::BadLength("empty column block".into()));
+    };
+    if t != meta.encoding || t & tag::RESERVED_MASK != 0 {
+        return Err(BlockErrorKind::BadEncoding(t));
+    }
+    let code = t & tag::WIDTH_MASK;
+    let shuffle = t & tag::SHUFFLE_BIT != 0;
+    let lz4 = t & tag::LZ4_BIT != 0;
+    let (v4, v6) = (rows_v4 as u64, rows_v6 as u64);
+    let rows = v4 + v6;
+    let expected_raw = match c.max_width_code() {
+        None if code == tag::IP => 4 * v4 + 16 * v6,
+        Some(max) if code <= max => rows * width_of(code) as u64,
+        _ => return Err(BlockErrorKind::BadEncoding(t)),
+    };
+    if code == 0 && (shuffle || lz4 || !payload.is_empty()) {
+        return Err(BlockErrorKind::BadEncoding(t));
+    }
+    if expected_raw != u64::from(meta.raw_len) {
+        return Err(BlockErrorKind::BadLength(format!(
+            "raw length {} but {rows} rows need {expected_raw}",
+            meta.raw_len
+        )));
+    }
+    let raw_len = meta.raw_len as usize;
+    let mut buf;
+    let bytes: &[u8] = if lz4 {
+        buf = vec![0u8; raw_len];
+        let n = lz4_flex::block::decompress_into(payload, &mut buf)
+            .map_err(|e| BlockErrorKind::Decompress(e.to_string()))?;
+        if n != raw_len {
+            return Err(BlockErrorKind::Decompress(format!(
+                "decompressed {n} bytes, expected {raw_len}"
+            )));
+        }
+        &buf
+    } else {
+        if payload.len() != raw_len {
+            return Err(BlockErrorKind::BadLength(format!(
+                "raw payload of {} bytes, expected {raw_len}",
+                payload.len()
+            )));
+        }
+        payload
+    };
+    let unshuffled;
+    let bytes: &[u8] = if shuffle {
+        let mut out = Vec::with_capacity(bytes.len());
+        if code == tag::IP {
+            let split = 4 * v4 as usize;
+            unshuffle_into(&bytes[..split], 4, &mut out);
+            unshuffle_into(&bytes[split..], 16, &mut out);
+        } else {
+            unshuffle_into(bytes, width_of(code), &mut out);
+        }
+        unshuffled = out;
+        &unshuffled
+    } else {
+        bytes
+    };
+    if code == tag::IP {
+        let split = 4 * v4 as usize;
+        let mut col = IpColumn {
+            v4: Vec::with_capacity(v4 as usize),
+            v6: Vec::with_capacity(v6 as usize),
+        };
+        for ch in bytes[..split].chunks_exact(4) {
+            let mut a = [0u8; 4];
+            a.copy_from_slice(ch);
+            col.v4.push(a);
+        }
+        for ch in bytes[split..].chunks_exact(16) {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(ch);
+            col.v6.push(a);
+        }
+        return Ok(Decoded::Ip(col));
+    }
+    let w = width_of(code);
+    if w == 0 {
+        return Ok(Decoded::Uint(vec![0; rows as usize]));
+    }
+    let values = bytes
+        .chunks_exact(w)
+        .map(|ch| {
+            let mut le = [0u8; 8];
+            le[..w].copy_from_slice(ch);
+            u64::from_le_bytes(le)
+        })
+        .collect();
+    Ok(Decoded::Uint(values))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn meta_for(e: &Encoded) -> ColumnMeta {
+        ColumnMeta {
+            offset: 0,
+            stored_len: e.bytes.len() as u32,
+            raw_len: e.raw_len as u32,
+            crc32c: crc32c::crc32c(&e.bytes),
+            encoding: e.tag(),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn uint_round_trip(values in prop::collection::vec(prop_oneof![
+            Just(0u64), 0u64..300, 0u64..70_000, any::<u64>(), Just(u64::MAX)], 0..300)) {
+            let e = encode_uint_column(Column::BytesSent, &values);
+            let d = decode(Column::BytesSent, &e.bytes, &meta_for(&e), values.len() as u32, 0);
+            prop_assert_eq!(d, Ok(Decoded::Uint(values)));
+        }
+
+        #[test]
+        fn ip_round_trip(v4 in prop::collection::vec(any::<[u8; 4]>(), 0..100),
+                         v6 in prop::collection::vec(any::<[u8; 16]>(), 0..100),
+                         repeat in 1usize..5) {
+            let v4: Vec<_> = v4.iter().flat_map(|a| std::iter::repeat(*a).take(repeat)).collect();
+            let e = encode_ip(&v4, &v6);
+            let d = decode(Column::Sip, &e.bytes, &meta_for(&e), v4.len() as u32, v6.len() as u32);
+            prop_assert_eq!(d, Ok(Decoded::Ip(IpColumn { v4, v6 })));
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in prop::collection::vec(any::<u8>(), 1..64),
+                               raw_len in 0u32..200, v4 in 0u32..20, v6 in 0u32..20) {
+            let meta = ColumnMeta { offset: 0, stored_len: bytes.len() as u32, raw_len,
+                                    crc32c: 0, encoding: bytes[0] };
+            for c in Column::ALL {
+                let _ = decode(c, &bytes, &meta, v4, v6);
+            }
+        }
+    }
+
+    #[test]
+    fn narrowest_width_and_zero_encoding() {
+        assert_eq!(encode_uint(&[0, 0, 0], 4).bytes, vec![0]);
+        assert_eq!(encode_uint(&[], 4).bytes, vec![0]);
+        assert_eq!(encode_uint(&[255], 4).tag() & tag::WIDTH_MASK, 1);
+        assert_eq!(encode_uint(&[256], 4).tag() & tag::WIDTH_MASK, 2);
+        assert_eq!(encode_uint(&[u64::MAX], 4).tag() & tag::WIDTH_MASK, 4);
+        assert_eq!(encode_uint(&[70_000], 2).tag() & tag::WIDTH_MASK, 2);
+    }
+
+    #[test]
+    fn unknown_and_disallowed_tags_are_errors() {
+        let e = encode_uint(&[1, 2, 3], 4);
+        let mut m = meta_for(&e);
+        for bad in [0x20u8, 0x06, 0x07, 0x05] {
+            let mut b = e.bytes.clone();
+            b[0] = bad;
+            m.encoding = bad;
+            assert_eq!(
+                decode(Column::PktsSent, &b, &m, 3, 0),
+                Err(BlockErrorKind::BadEncoding(bad))
+            );
+        }
+        // Width 2 is not allowed for proto.
+        let e = encode_uint(&[300], 4);
+        assert!(decode(Column::Proto, &e.bytes, &meta_for(&e), 1, 0).is_err());
+    }
+
+    #[test]
+    fn column_set_ops() {
+        let s = ColumnSet::EMPTY.with(Column::Dip).with(Column::PktsSent);
+        assert!(s.contains(Column::Dip) && !s.contains(Column::Sip));
+        assert_eq!(
+            s.iter().collect::<Vec<_>>(),
+            vec![Column::Dip, Column::PktsSent]
+        );
+        assert_eq!(
+            Column::ALL.into_iter().collect::<ColumnSet>(),
+            ColumnSet::ALL
+        );
+        for (i, c) in Column::ALL.iter().enumerate() {
+            assert_eq!(c.index(), i);
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The database handle: creating and opening a database folder, the folder layout
+//! (`<db>/<iface>/<YYYY>/<MM>/<DD>/`), interface name validation, and listing
+//! interfaces and days from the metadata files alone.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Datelike, NaiveDate};
+
+use crate::error::{Error, Result};
+use crate::meta::{DayMeta, META_FILE};
+use crate::model::{CaptureStats, Counters};
+
+/// Permission bits of every folder godb creates.
+pub(crate) const DIR_MODE: u32 = 0o750;
+/// Longest interface name accepted, in bytes.
+pub const MAX_IFACE_LEN: usize = 64;
+
+/// An open godb database: a folder holding one sub-folder per interface.
+///
+/// The handle is cheap to clone and holds no open file; every operation reads the
+/// current state from disk.
+#[derive(Debug, Clone)]
+pub struct Database {
+    root: PathBuf,
+}
+
+/// What is stored for one interface and one UTC day, read from its metadata alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaySummary {
+    /// The UTC day (the day in which the intervals of its blocks start).
+    pub date: NaiveDate,
+    /// Timestamp of the first block.
+    pub first: i64,
+    /// Timestamp of the last block.
+    pub last: i64,
+    /// Number of committed blocks.
+    pub blocks: u32,
+    /// Number of rows of all blocks.
+    pub rows: u64,
+    /// Sum of the counters of all rows.
+    pub counters: Counters,
+    /// Sum of the capture statistics of all blocks.
+    pub stats: CaptureStats,
+}
+
+/// Checks that `name` can be used as an interface folder: 1 to 64 bytes, no `/`, no
+/// NUL, not `.` or `..`.
+pub fn validate_iface(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        "empty"
+    } else if name.len() > MAX_IFACE_LEN {
+        "longer than 64 bytes"
+    } else if name.contains('/') {
+        "contains '/'"
+    } else if name.contains('\0') {
+        "contains NUL"
+    } else if name == "." || name == ".." {
+        "is '.' or '..'"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidInterface {
+        name: name.to_string(),
+        reason,
+    })
+}
+
+/// The UTC day folder of a block ending at `timestamp`: the day of `timestamp - 1`.
+pub fn day_of(timestamp: i64) -> Result<NaiveDate> {
+    timestamp
+        .checked_sub(1)
+        .and_then(|t| DateTime::from_timestamp(t, 0))
+        .map(|d| d.date_naive())
+        .ok_or(Error::TimestampOutOfRange(timestamp))
+}
+
+/// Creates `path` and missing parents with mode 0750.
+pub(crate) fn mkdir_all(path: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(path)
+}
+
+/// Reads and validates a day's metadata; `Ok(None)` if the file does not exist.
+pub(crate) fn read_meta(day_dir: &Path) -> Result<Option<DayMeta>> {
+    let path = day_dir.join(META_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read", path, e)),
+    };
+    DayMeta::decode(&bytes)
+        .map(Some)
+        .map_err(|reason| Error::DamagedMeta { path, reason })
+}
+
+/// Sorted sub-folder names of `dir` that parse as numbers of `digits` digits.
+fn numbered_subdirs(dir: &Path, digits: usize) -> Result<Vec<(u32, PathBuf)>> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("list", dir, e)),
+    };
+    let mut out = Vec::new();
+    for ent in rd {
+        let ent = ent.map_err(|e| Error::io("list", dir, e))?;
+        let name = ent.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.len() != digits || !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(n) = name.parse::<u32>() else { continue };
+        if ent.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            out.push((n, ent.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl Database {
+    /// Creates the database folder (mode 0750, with missing parents) if it does not
+    /// exist, and opens it.
+    pub fn create(path: impl AsRef<Path>) -> Result<Database> {
+        let path = path.as_ref();
+        mkdir_all(path).map_err(|e| Error::io("create", path, e))?;
+        Database::open(path)
+    }
+
+    /// Opens an existing database folder.
+    pub fn open(path: impl AsRef<Path>) -> Result<Database> {
+        let path = path.as_ref();
+        match fs::metadata(path) {
+            Ok(m) if m.is_dir() => Ok(Database {
+                root: path.to_path_buf(),
+            }),
+            Ok(_) => Err(Error::NotADirectory(path.to_path_buf())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::NotFound(path.to_path_buf())),
+            Err(e) => Err(Error::io("open", path, e)),
+        }
+    }
+
+    /// The database folder.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder of interface `iface` (validated).
+    pub(crate) fn iface_dir(&self, iface: &str) -> Result<PathBuf> {
+        validate_iface(iface)?;
+        Ok(self.root.join(iface))
+    }
+
+    /// The folder of one interface and day.
+    pub(crate) fn day_dir(&self, iface: &str, date: NaiveDate) -> Result<PathBuf> {
+        Ok(self.iface_dir(iface)?.join(date_rel_path(date)))
+    }
+
+    /// The interfaces that have a folder in the database, sorted by name.
+    pub fn interfaces(&self) -> Result<Vec<String>> {
+        let rd = fs::read_dir(&self.root).map_err(|e| Error::io("list", &self.root, e))?;
+        let mut out = Vec::new();
+        for ent in rd {
+            let ent = ent.map_err(|e| Error::io("list", &self.root, e))?;
+            let Ok(name) = ent.file_name().into_string() else {
+                continue;
+            };
+            if validate_iface(&name).is_ok() && ent.file_type().map(|t| t.is_dir()).unwrap_or(false)
+            {
+                out.push(name);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The day folders of `iface` (sorted by date), whether or not they hold metadata.
+    pub(crate) fn day_dirs(&self, iface: &str) -> Result<Vec<(NaiveDate, PathBuf)>> {
+        let mut out = Vec::new();
+        for (y, ydir) in numbered_subdirs(&self.iface_dir(iface)?, 4)? {
+            for (m, mdir) in numbered_subdirs(&ydir, 2)? {
+                for (d, ddir) in numbered_subdirs(&mdir, 2)? {
+                    if let Some(date) = NaiveDate::from_ymd_opt(y as i32, m, d) {
+                        out.push((date, ddir));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The days stored for `iface` with their totals, sorted by date, from the
+    /// metadata files alone. Days without committed blocks and days whose metadata is
+    /// damaged are left out (see [`Database::damaged_days`]).
+    pub fn days(&self, iface: &str) -> Result<Vec<DaySummary>> {
+        let mut out = Vec::new();
+        for (date, dir) in self.day_dirs(iface)? {
+            let meta = match read_meta(&dir) {
+                Ok(Some(m)) if !m.blocks.is_empty() => m,
+                Ok(_) | Err(Error::DamagedMeta { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let t = meta.totals();
+            out.push(DaySummary {
+                date,
+                first: t.first,
+                last: t.last,
+                blocks: meta.blocks.len() as u32,
+                rows: t.rows,
+                counters: t.counters,
+                stats: t.stats,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The days of `iface` whose metadata file is damaged, with the reason.
+    pub fn damaged_days(&self, iface: &str) -> Result<Vec<(NaiveDate, String)>> {
+        let mut out = Vec::new();
+        for (date, dir) in self.day_dirs(iface)? {
+            if let Err(Error::DamagedMeta { reason, .. }) = read_meta(&dir) {
+                out.push((date, reason));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `YYYY/MM/DD` of a date.
+pub(crate) fn date_rel_path(date: NaiveDate) -> PathBuf {
+    PathBuf::from(format!("{:04}", date.year()))
+        .join(format!("{:02}", date.month()))
+        .join(format!("{:02}", date.day()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iface_names() {
+        for ok in [
+            "eth0",
+            "en0.100",
+            ".hidden",
+            "a".repeat(64).as_str(),
+            "wlan-ü",
+        ] {
+            assert!(validate_iface(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "/", "a\0b", "a".repeat(65).as_str()] {
+            assert!(
+                matches!(validate_iface(bad), Err(Error::InvalidInterface { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn block_at_midnight_belongs_to_previous_day() {
+        let midnight = 1_763_769_600; // 2025-11-22T00:00:00Z
+        assert_eq!(day_of(midnight).ok(), NaiveDate::from_ymd_opt(2025, 11, 21));
+        assert_eq!(
+            day_of(midnight + 1).ok(),
+            NaiveDate::from_ymd_opt(2025, 11, 22)
+        );
+        assert_eq!(
+            day_of(midnight + 300).ok(),
+            NaiveDate::from_ymd_opt(2025, 11, 22)
+        );
+        assert!(day_of(i64::MIN).is_err());
+        assert!(day_of(i64::MAX).is_err());
+    }
+}

@@ -1,0 +1,404 @@
+//! Reading: a [`ScanRequest`] becomes a plan of days and blocks from the metadata
+//! alone ([`Database::plan`]); a [`DayPlan`] opens a [`DayReader`] that maps only the
+//! chosen column files (memmap2) and decodes one block at a time into [`BlockData`].
+//! A damaged block is a [`BlockError`] for that block only.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use memmap2::Mmap;
+
+use crate::column::{decode, Column, ColumnSet, Decoded, IpColumn, NUM_COLUMNS};
+use crate::db::{day_of, read_meta, Database};
+use crate::error::{BlockError, BlockErrorKind, Error, Result};
+use crate::meta::{BlockMeta, META_FILE};
+use crate::model::{CaptureStats, Counters, FlowKey, FlowRow};
+
+/// Which blocks to read: those of the listed interfaces (all if empty) whose
+/// timestamps lie in `[first, last]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanRequest {
+    /// Interfaces to read; empty means every interface of the database.
+    pub ifaces: Vec<String>,
+    /// Smallest block timestamp to include (UTC seconds).
+    pub first: i64,
+    /// Largest block timestamp to include (UTC seconds).
+    pub last: i64,
+}
+
+/// The committed blocks of one interface and day that a scan wants, from the day's
+/// metadata. Its metadata snapshot stays valid while writers append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayPlan {
+    /// The interface.
+    pub iface: String,
+    /// The UTC day.
+    pub date: NaiveDate,
+    /// The wanted blocks, in commit order (timestamps non-decreasing).
+    pub blocks: Vec<BlockMeta>,
+    /// Set when the day's metadata is damaged: the day's blocks cannot be located,
+    /// `blocks` is empty and this says why (the file and the reason).
+    pub damaged: Option<String>,
+    dir: PathBuf,
+}
+
+/// A day's column files, mapped, ready to decode blocks. `Send + Sync`: blocks may be
+/// read from several threads at once.
+#[derive(Debug)]
+pub struct DayReader {
+    iface: String,
+    date: NaiveDate,
+    blocks: Vec<BlockMeta>,
+    columns: ColumnSet,
+    files: [ColumnFile; NUM_COLUMNS],
+}
+
+/// One column file of a reader.
+#[derive(Debug)]
+enum ColumnFile {
+    /// Not requested.
+    Unused,
+    /// Mapped (`None` for an empty file, which cannot be mapped).
+    Mapped(PathBuf, Option<Mmap>),
+    /// Could not be opened or mapped.
+    Unavailable(PathBuf, String),
+}
+
+/// The decoded columns of one block. Columns that were not requested are `None`.
+/// Rows `0..rows_v4` are IPv4 rows, the rest IPv6, in every column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockData {
+    /// Interface of the block.
+    pub iface: String,
+    /// End of the interval, UTC seconds.
+    pub timestamp: i64,
+    /// Capture statistics of the interval.
+    pub stats: CaptureStats,
+    /// Number of rows.
+    pub rows: usize,
+    /// Number of IPv4 rows (they come first).
+    pub rows_v4: usize,
+    /// Source addresses.
+    pub sip: Option<IpColumn>,
+    /// Destination addresses.
+    pub dip: Option<IpColumn>,
+    /// IP protocol numbers.
+    pub proto: Option<Vec<u8>>,
+    /// Destination ports.
+    pub dport: Option<Vec<u16>>,
+    /// Layer-7 protocol ids.
+    pub l7: Option<Vec<u16>>,
+    /// Bytes from dip to sip.
+    pub bytes_rcvd: Option<Vec<u64>>,
+    /// Bytes from sip to dip.
+    pub bytes_sent: Option<Vec<u64>>,
+    /// Packets from dip to sip.
+    pub pkts_rcvd: Option<Vec<u64>>,
+    /// Packets from sip to dip.
+    pub pkts_sent: Option<Vec<u64>>,
+}
+
+impl BlockData {
+    /// Row `i` as a [`FlowRow`], or `None` if `i` is out of range or a column was
+    /// not read.
+    pub fn try_row(&self, i: usize) -> Option<FlowRow> {
+        Some(FlowRow {
+            key: FlowKey {
+                sip: self.sip.as_ref()?.get(i)?,
+                dip: self.dip.as_ref()?.get(i)?,
+                proto: *self.proto.as_ref()?.get(i)?,
+                dport: *self.dport.as_ref()?.get(i)?,
+                l7: *self.l7.as_ref()?.get(i)?,
+            },
+            counters: Counters {
+                bytes_rcvd: *self.bytes_rcvd.as_ref()?.get(i)?,
+                bytes_sent: *self.bytes_sent.as_ref()?.get(i)?,
+                pkts_rcvd: *self.pkts_rcvd.as_ref()?.get(i)?,
+                pkts_sent: *self.pkts_sent.as_ref()?.get(i)?,
+            },
+        })
+    }
+
+    /// Row `i` as a [`FlowRow`].
+    ///
+    /// # Panics
+    /// If `i >= self.rows` or not every column was read ([`ColumnSet::ALL`]); use
+    /// [`BlockData::try_row`] otherwise.
+    pub fn row(&self, i: usize) -> FlowRow {
+        match self.try_row(i) {
+            Some(r) => r,
+            None => panic!("BlockData::row({i}): out of range or not all columns read"),
+        }
+    }
+
+    /// All rows, if every column was read.
+    pub fn to_rows(&self) -> Option<Vec<FlowRow>> {
+        (0..self.rows).map(|i| self.try_row(i)).collect()
+    }
+}
+
+impl Database {
+    /// Plans a scan from the metadata alone: for each wanted interface (sorted) and
+    /// day (ascending), the committed blocks with timestamps in `[first, last]`. Days
+    /// without such blocks are left out; a day whose metadata is damaged is included
+    /// with [`DayPlan::damaged`] set. Interfaces without data yield nothing.
+    pub fn plan(&self, req: &ScanRequest) -> Result<Vec<DayPlan>> {
+        let mut ifaces = if req.ifaces.is_empty() {
+            self.interfaces()?
+        } else {
+            for i in &req.ifaces {
+                crate::db::validate_iface(i)?;
+            }
+            let mut v = req.ifaces.clone();
+            v.sort();
+            v.dedup();
+            v
+        };
+        ifaces.retain(|i| !i.is_empty());
+        let mut out = Vec::new();
+        if req.first > req.last {
+            return Ok(out);
+        }
+        // A block with timestamp t lives in the folder of day(t - 1).
+        let lo = day_of(req.first).ok();
+        let hi = day_of(req.last).ok();
+        for iface in ifaces {
+            for (date, dir) in self.day_dirs(&iface)? {
+                if lo.is_some_and(|lo| date < lo) || hi.is_some_and(|hi| date > hi) {
+                    continue;
+                }
+                match read_meta(&dir) {
+                    Ok(Some(meta)) => {
+                        let blocks: Vec<BlockMeta> = meta
+                            .blocks
+                            .into_iter()
+                            .filter(|b| b.timestamp >= req.first && b.timestamp <= req.last)
+                            .collect();
+                        if !blocks.is_empty() {
+                            out.push(DayPlan {
+                                iface: iface.clone(),
+                                date,
+                                blocks,
+                                damaged: None,
+                                dir,
+                            });
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(Error::DamagedMeta { path, reason }) => out.push(DayPlan {
+                        iface: iface.clone(),
+                        date,
+                        blocks: Vec::new(),
+                        damaged: Some(format!("{}: {reason}", path.display())),
+                        dir,
+                    }),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl DayPlan {
+    /// The day folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The metadata file the plan was made from.
+    pub fn meta_path(&self) -> PathBuf {
+        self.dir.join(META_FILE)
+    }
+
+    /// Maps the column files of `columns`. A column file that is missing or cannot
+    /// be mapped is not an error here: every block read from it reports it.
+    pub fn open(&self, db: &Database, columns: ColumnSet) -> Result<DayReader> {
+        let _ = db; // The plan carries its folder; the handle is kept for API symmetry.
+        let files = Column::ALL.map(|c| {
+            if !columns.contains(c) {
+                return ColumnFile::Unused;
+            }
+            let path = self.dir.join(c.file_name());
+            match map_file(&path) {
+                Ok(m) => ColumnFile::Mapped(path, m),
+                Err(e) => ColumnFile::Unavailable(path, e.to_string()),
+            }
+        });
+        Ok(DayReader {
+            iface: self.iface.clone(),
+            date: self.date,
+            blocks: self.blocks.clone(),
+            columns,
+            files,
+        })
+    }
+}
+
+fn map_file(path: &Path) -> std::io::Result<Option<Mmap>> {
+    let f = File::open(path)?;
+    if f.metadata()?.len() == 0 {
+        return Ok(None);
+    }
+    // SAFETY: godb never modifies committed bytes of a column file; writers only
+    // append past the committed end and truncate garbage past it, and readers only
+    // touch committed ranges (checked against the mapping's length). A process that
+    // truncates the files behind godb's back can still make the OS raise SIGBUS; that
+    // is outside what any mmap-based reader can guard against.
+    let m = unsafe { Mmap::map(&f)? };
+    Ok(Some(m))
+}
+
+impl DayReader {
+    /// Number of blocks in the plan this reader was opened from.
+    pub fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Whether the plan has no block.
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    /// The metadata of the plan's blocks.
+    pub fn blocks(&self) -> &[BlockMeta] {
+        &self.blocks
+    }
+
+    /// The columns this reader decodes.
+    pub fn columns(&self) -> ColumnSet {
+        self.columns
+    }
+
+    /// Decodes block `i` of the plan (the chosen columns only), verifying lengths,
+    /// checksums and encodings; a damaged block is an error naming file and block.
+    pub fn read(&self, i: usize) -> Result<BlockData, BlockError> {
+        let Some(b) = self.blocks.get(i) else {
+            return Err(BlockError {
+                iface: self.iface.clone(),
+                date: self.date,
+                block: i,
+                timestamp: 0,
+                file: PathBuf::new(),
+                kind: BlockErrorKind::NoSuchBlock(self.blocks.len()),
+            });
+        };
+        let rows = b.rows() as usize;
+        let mut data = BlockData {
+            iface: self.iface.clone(),
+            timestamp: b.timestamp,
+            stats: b.stats,
+            rows,
+            rows_v4: b.rows_v4 as usize,
+            sip: None,
+            dip: None,
+            proto: None,
+            dport: None,
+            l7: None,
+            bytes_rcvd: None,
+            bytes_sent: None,
+            pkts_rcvd: None,
+            pkts_sent: None,
+        };
+        for c in self.columns.iter() {
+            let decoded = self.read_column(i, b, c)?;
+            match (c, decoded) {
+                (Column::Sip, Decoded::Ip(v)) => data.sip = Some(v),
+                (Column::Dip, Decoded::Ip(v)) => data.dip = Some(v),
+                (Column::Proto, Decoded::Uint(v)) => {
+                    data.proto = Some(v.into_iter().map(|x| x as u8).collect())
+                }
+                (Column::Dport, Decoded::Uint(v)) => {
+                    data.dport = Some(v.into_iter().map(|x| x as u16).collect())
+                }
+                (Column::L7, Decoded::Uint(v)) => {
+                    data.l7 = Some(v.into_iter().map(|x| x as u16).collect())
+                }
+                (Column::BytesRcvd, Decoded::Uint(v)) => data.bytes_rcvd = Some(v),
+                (Column::BytesSent, Decoded::Uint(v)) => data.bytes_sent = Some(v),
+                (Column::PktsRcvd, Decoded::Uint(v)) => data.pkts_rcvd = Some(v),
+                (Column::PktsSent, Decoded::Uint(v)) => data.pkts_sent = Some(v),
+                (c, _) => {
+                    return Err(self.err(
+                        i,
+                        b,
+                        c,
+                        BlockErrorKind::BadEncoding(b.column(c).encoding),
+                    ))
+                }
+            }
+        }
+        Ok(data)
+    }
+
+    fn err(&self, i: usize, b: &BlockMeta, c: Column, kind: BlockErrorKind) -> BlockError {
+        let file = match &self.files[c.index()] {
+            ColumnFile::Mapped(p, _) | ColumnFile::Unavailable(p, _) => p.clone(),
+            ColumnFile::Unused => PathBuf::from(c.file_name()),
+        };
+        BlockError {
+            iface: self.iface.clone(),
+            date: self.date,
+            block: i,
+            timestamp: b.timestamp,
+            file,
+            kind,
+        }
+    }
+
+    fn read_column(&self, i: usize, b: &BlockMeta, c: Column) -> Result<Decoded, BlockError> {
+        let cm = b.column(c);
+        let map: &[u8] = match &self.files[c.index()] {
+            ColumnFile::Mapped(_, Some(m)) => m,
+            ColumnFile::Mapped(_, None) => &[],
+            ColumnFile::Unavailable(_, why) => {
+                return Err(self.err(i, b, c, BlockErrorKind::FileUnavailable(why.clone())))
+            }
+            ColumnFile::Unused => {
+                return Err(self.err(
+                    i,
+                    b,
+                    c,
+                    BlockErrorKind::FileUnavailable("not opened".into()),
+                ))
+            }
+        };
+        let (start, end) = (cm.offset, cm.end());
+        let stored = usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(end).ok())
+            .and_then(|(s, e)| map.get(s..e));
+        let Some(stored) = stored else {
+            let kind = BlockErrorKind::Truncated {
+                start,
+                end,
+                len: map.len() as u64,
+            };
+            return Err(self.err(i, b, c, kind));
+        };
+        let actual = crc32c::crc32c(stored);
+        if actual != cm.crc32c {
+            let kind = BlockErrorKind::Checksum {
+                expected: cm.crc32c,
+                actual,
+            };
+            return Err(self.err(i, b, c, kind));
+        }
+        decode(c, stored, cm, b.rows_v4, b.rows_v6).map_err(|k| self.err(i, b, c, k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn plans_and_readers_are_send_and_sync() {
+        assert_send_sync::<DayPlan>();
+        assert_send_sync::<DayReader>();
+        assert_send_sync::<BlockData>();
+    }
+}
