@@ -2,6 +2,8 @@
 //! writer's rules, crash safety under kill -9, corruption handling and retention.
 //! One test binary; shared helpers live here.
 
+mod corruption;
+mod crash;
 mod retention;
 mod roundtrip;
 
