@@ -1,8 +1,11 @@
 //! Live capture: one thread per interface, each owning its libpcap handle and its
 //! `goflow::FlowTable` (no locks on the packet path).
 //!
-//! The handle runs in immediate mode with a short read timeout, so the loop notices the
-//! 5-minute boundaries and stop requests even when no packet arrives. At each wall-clock
+//! The handle runs in immediate mode and non-blocking; when the ring is empty the
+//! thread waits in `poll(2)` on libpcap's descriptor for at most [`READ_TIMEOUT_MS`], so
+//! the loop notices the 5-minute boundaries and stop requests even when no packet
+//! arrives. (libpcap's own read timeout does not help here: on Linux a blocking
+//! `pcap_next_ex` keeps polling until a packet comes.) At each wall-clock
 //! multiple of [`godb::INTERVAL_SECS`] the table is rotated and the interval, with
 //! libpcap's counters turned into per-interval deltas, goes to the writer thread;
 //! capture never waits for a writeout. A handle that fails (interface down or gone) is
@@ -10,6 +13,7 @@
 //! On stop the partial interval is handed over with the end time of the interval it
 //! belongs to.
 
+use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -22,8 +26,8 @@ use pcap::{Active, Capture};
 use crate::config::InterfaceConfig;
 use crate::writer::Interval;
 
-/// Read timeout of a live handle: the longest the loop sleeps without looking at the
-/// clock and its stop flag.
+/// The longest the capture loop waits for packets without looking at the clock and its
+/// stop flag, in milliseconds.
 pub const READ_TIMEOUT_MS: i32 = 100;
 
 /// First and longest wait before reopening a failed interface.
@@ -84,6 +88,7 @@ pub fn open(iface: &str, cfg: &InterfaceConfig) -> Result<Capture<Active>, Captu
         .immediate_mode(true)
         .timeout(READ_TIMEOUT_MS)
         .open()
+        .and_then(Capture::setnonblock)
         .map_err(open_err)?;
     if !cfg.bpf_filter.trim().is_empty() {
         cap.filter(&cfg.bpf_filter, true)
@@ -94,6 +99,18 @@ pub fn open(iface: &str, cfg: &InterfaceConfig) -> Result<Capture<Active>, Captu
             })?;
     }
     Ok(cap)
+}
+
+/// Waits until `fd` is readable (or in error), at most `timeout_ms`. Errors and
+/// interruptions just end the wait: the caller reads and sees the real state.
+fn wait_readable(fd: std::os::unix::io::RawFd, timeout_ms: i32) {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd on the stack, count 1, for the duration of the call.
+    unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
 }
 
 /// End of the interval that second `secs` belongs to.
@@ -292,7 +309,11 @@ impl Capturer {
                             .add_packet(self.link, packet.data, packet.header.len, ts);
                     }
                 }
-                Err(pcap::Error::TimeoutExpired) => self.rotate_if_due(now_secs()),
+                Err(pcap::Error::TimeoutExpired) => {
+                    // Non-blocking: the ring is empty. Wait for the descriptor.
+                    wait_readable(cap.as_raw_fd(), READ_TIMEOUT_MS);
+                    self.rotate_if_due(now_secs());
+                }
                 Err(e) => {
                     log::error!(
                         "{}: capture failed: {e}; closing the handle and reopening it in {} s",
