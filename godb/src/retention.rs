@@ -83,6 +83,21 @@ fn subdirs(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
 }
 
 impl Database {
+    /// Deletes the days older than `days` days before `today` (the cron job's "keep N
+    /// days"): every day folder dated before `today - days`, so that `today` and the
+    /// `days` days before it are kept. See [`Database::delete_days_before`].
+    pub fn delete_days_older_than(
+        &self,
+        days: u32,
+        today: NaiveDate,
+        iface: Option<&str>,
+    ) -> Result<Vec<(String, NaiveDate)>> {
+        let cutoff = today
+            .checked_sub_days(chrono::Days::new(u64::from(days)))
+            .unwrap_or(NaiveDate::MIN);
+        self.delete_days_before(cutoff, iface)
+    }
+
     /// Deletes every day folder dated strictly before `date`, of interface `iface` or
     /// of every interface, and then month and year folders left empty. Returns the
     /// deleted (interface, day) pairs, sorted. Safe while writers append to later days.

@@ -4,6 +4,7 @@
 
 mod corruption;
 mod crash;
+mod golden;
 mod retention;
 mod roundtrip;
 

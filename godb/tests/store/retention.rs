@@ -126,3 +126,28 @@ fn damaged_day_folders_are_set_aside_and_deleted_with_their_day() {
     );
     assert!(!dir.path().join("eth0/2025").exists());
 }
+
+#[test]
+fn keep_n_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path()).unwrap();
+    fill(&db, "eth0", 10); // 2025-11-22 .. 2025-12-01
+    let deleted = db
+        .delete_days_older_than(3, date(2025, 12, 1), None)
+        .unwrap();
+    assert_eq!(deleted.len(), 6);
+    let kept: Vec<_> = db.days("eth0").unwrap().iter().map(|d| d.date).collect();
+    assert_eq!(
+        kept,
+        vec![
+            date(2025, 11, 28),
+            date(2025, 11, 29),
+            date(2025, 11, 30),
+            date(2025, 12, 1)
+        ]
+    );
+    assert!(db
+        .delete_days_older_than(u32::MAX, date(2025, 12, 1), None)
+        .unwrap()
+        .is_empty());
+}
