@@ -368,7 +368,7 @@ fn write_pidfile(path: &Path) -> Result<(), DaemonError> {
 }
 
 /// Switches to `user` (and `group`, default the user's primary group), giving the
-/// database tree to them first so the writer can go on. Returns "user:group".
+/// database tree to them first so the writer can go on. Returns "user U, group G".
 fn drop_privileges(user: &str, group: Option<&str>, db_path: &Path) -> Result<String, DaemonError> {
     use nix::unistd::{Group, Uid, User};
     let fail = |reason: String| DaemonError::Privileges {
@@ -387,10 +387,14 @@ fn drop_privileges(user: &str, group: Option<&str>, db_path: &Path) -> Result<St
         }
         None => u.gid,
     };
-    let name = format!(
-        "{user}:{}",
-        group.map_or_else(|| gid.to_string(), str::to_string)
-    );
+    let group_name = match group {
+        Some(g) => g.to_string(),
+        None => Group::from_gid(gid)
+            .ok()
+            .flatten()
+            .map_or_else(|| gid.to_string(), |g| g.name),
+    };
+    let name = format!("user {user}, group {group_name}");
     if Uid::effective() == u.uid {
         return Ok(name);
     }

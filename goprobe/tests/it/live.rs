@@ -7,6 +7,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -32,13 +33,15 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// Two namespaces with a veth pair between them; deleted on drop (which also deletes
-/// the veth pair).
+/// Two namespaces with veth pairs between them; deleted on drop (which also deletes
+/// the veth pairs).
 struct Netns {
     capture_ns: String,
     inject_ns: String,
+    id: String,
+    tag: String,
+    /// Capturing end of the first pair.
     capture_if: String,
-    inject_if: String,
 }
 
 impl Netns {
@@ -51,28 +54,38 @@ impl Netns {
                 .map(|d| d.subsec_micros() % 1000)
                 .unwrap_or(0)
         );
-        let n = Netns {
+        let mut n = Netns {
             capture_ns: format!("gp-{tag}-cap-{id}"),
             inject_ns: format!("gp-{tag}-inj-{id}"),
-            capture_if: format!("gc{tag}{id}"),
-            inject_if: format!("gi{tag}{id}"),
+            id,
+            tag: tag.to_string(),
+            capture_if: String::new(),
         };
         ip(&["netns", "add", &n.capture_ns])?;
         // From here on Drop cleans up whatever exists.
         ip(&["netns", "add", &n.inject_ns])?;
-        ip(&[
-            "link",
-            "add",
-            &n.capture_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &n.inject_if,
-        ])?;
-        ip(&["link", "set", &n.capture_if, "netns", &n.capture_ns])?;
-        ip(&["link", "set", &n.inject_if, "netns", &n.inject_ns])?;
-        for (ns, dev) in [(&n.capture_ns, &n.capture_if), (&n.inject_ns, &n.inject_if)] {
+        n.capture_if = n.add_pair(0)?;
+        Ok(n)
+    }
+
+    /// Capturing end of pair `k`.
+    fn cap_if(&self, k: usize) -> String {
+        format!("gc{}{k}{}", self.tag, self.id)
+    }
+
+    /// Injecting end of pair `k`.
+    fn inj_if(&self, k: usize) -> String {
+        format!("gi{}{k}{}", self.tag, self.id)
+    }
+
+    /// Creates veth pair `k` between the namespaces, up, without IPv6; returns the
+    /// capturing end's name.
+    fn add_pair(&self, k: usize) -> Result<String, String> {
+        let (cap, inj) = (self.cap_if(k), self.inj_if(k));
+        ip(&["link", "add", &cap, "type", "veth", "peer", "name", &inj])?;
+        ip(&["link", "set", &cap, "netns", &self.capture_ns])?;
+        ip(&["link", "set", &inj, "netns", &self.inject_ns])?;
+        for (ns, dev) in [(&self.capture_ns, &cap), (&self.inject_ns, &inj)] {
             // No IPv6 autoconfiguration chatter (router solicitations, MLD); ignore
             // kernels without IPv6.
             let _ = Command::new("ip")
@@ -85,13 +98,31 @@ impl Netns {
                 .status();
             ip(&["-n", ns, "link", "set", dev, "up"])?;
         }
-        Ok(n)
+        Ok(cap)
     }
 
-    fn capture_mac(&self) -> [u8; 6] {
+    /// Deletes veth pair `k` (both ends).
+    fn del_pair(&self, k: usize) -> Result<(), String> {
+        ip(&["-n", &self.capture_ns, "link", "del", &self.cap_if(k)])
+    }
+
+    /// Sets the capturing end of pair `k` up or down.
+    fn set_up(&self, k: usize, up: bool) -> Result<(), String> {
+        let state = if up { "up" } else { "down" };
+        ip(&[
+            "-n",
+            &self.capture_ns,
+            "link",
+            "set",
+            &self.cap_if(k),
+            state,
+        ])
+    }
+
+    fn capture_mac(&self, k: usize) -> [u8; 6] {
         let o = Command::new("ip")
             .args(["netns", "exec", &self.capture_ns, "cat"])
-            .arg(format!("/sys/class/net/{}/address", self.capture_if))
+            .arg(format!("/sys/class/net/{}/address", self.cap_if(k)))
             .output()
             .expect("read the MAC address");
         let text = String::from_utf8_lossy(&o.stdout);
@@ -102,10 +133,11 @@ impl Netns {
         mac
     }
 
-    /// Sends `frames` out of the injecting end, from a thread that joins its namespace.
-    fn inject(&self, frames: Vec<Vec<u8>>) {
+    /// Sends `frames` out of the injecting end of pair `k`, from a thread that joins
+    /// the injecting namespace.
+    fn inject(&self, k: usize, frames: Vec<Vec<u8>>) {
         let ns_path = format!("/run/netns/{}", self.inject_ns);
-        let dev = self.inject_if.clone();
+        let dev = self.inj_if(k);
         let t = std::thread::spawn(move || {
             use std::os::unix::io::AsRawFd;
             let f = std::fs::File::open(&ns_path).expect("open the namespace");
@@ -180,6 +212,265 @@ fn wait_for_line(rx: &mpsc::Receiver<String>, needle: &str, log: &mut Vec<String
     false
 }
 
+/// A running goprobe inside the capturing namespace, its log collected line by line.
+struct Probe {
+    guard: ChildGuard,
+    pid: i32,
+    rx: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Probe {
+    fn start(net: &Netns, args: &[&std::ffi::OsStr]) -> Probe {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &net.capture_ns])
+            .arg(env!("CARGO_BIN_EXE_goprobe"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start goprobe");
+        // `ip netns exec` execs goprobe, so the child's pid is goprobe's.
+        let pid = child.id() as i32;
+        let stderr_pipe = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr_pipe).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut p = Probe {
+            guard: ChildGuard(Some(child)),
+            pid,
+            rx,
+            log: Vec::new(),
+        };
+        p.wait_for("started");
+        p
+    }
+
+    /// Waits (at most 20 s) for a log line containing `needle`.
+    fn wait_for(&mut self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(needle);
+                    self.log.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no log line with {needle:?}; log:\n{}", self.log.join("\n"));
+    }
+
+    /// Collects log lines for `wait`; true if one (so far) contains `needle`.
+    fn saw(&mut self, needle: &str, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.rx.recv_timeout(left) {
+                Ok(line) => self.log.push(line),
+                Err(_) => break,
+            }
+        }
+        self.log.iter().any(|l| l.contains(needle))
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(self.pid, sig) }, 0);
+    }
+
+    /// SIGTERM, then waits (at most 20 s) for the exit; returns the exit code and log.
+    fn stop(mut self) -> (Option<i32>, String) {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let child = self.guard.0.as_mut().expect("child");
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "goprobe did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        self.guard.0 = None;
+        while let Ok(line) = self.rx.recv_timeout(Duration::from_millis(200)) {
+            self.log.push(line);
+        }
+        (status.code(), self.log.join("\n"))
+    }
+}
+
+/// `n` UDP frames of `len` bytes from the client to the server, to `mac`.
+fn udp_frames(mac: [u8; 6], n: usize, len: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|_| eth_ipv4(mac, OTHER_MAC, CLIENT, SERVER, 17, 40001, 53, 0, len))
+        .collect()
+}
+
+/// Packets and bytes stored for `iface`, with the number of non-IP packets.
+fn stored(db: &Path, iface: &str) -> (u64, u64, u64) {
+    let blocks = read_blocks(db, iface);
+    let rows = blocks.iter().flat_map(|b| &b.rows);
+    let pkts = rows.clone().map(|r| r.counters.packets()).sum();
+    let bytes = rows.map(|r| r.counters.bytes()).sum();
+    let non_ip = blocks.iter().map(|b| b.stats.packets_non_ip).sum();
+    (pkts, bytes, non_ip)
+}
+
+fn write_config(path: &Path, db: &Path, extra: &str, ifaces: &[String]) {
+    let mut text = format!("db_path = {:?}\n{extra}\n", db.display().to_string());
+    for i in ifaces {
+        text.push_str(&format!("[interfaces.{i}]\nbpf_filter = \"ip\"\n"));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn sighup_adds_and_removes_interfaces_without_losing_the_others_data() {
+    if !can_run() {
+        return;
+    }
+    let net = match Netns::create("h") {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("note: cannot create network namespaces ({e}), skipping");
+            return;
+        }
+    };
+    let (keep, remove, add) = (
+        net.cap_if(0),
+        net.add_pair(1).unwrap(),
+        net.add_pair(2).unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let conf = dir.path().join("goprobe.toml");
+    write_config(&conf, &db, "", &[keep.clone(), remove.clone()]);
+    let mut probe = Probe::start(&net, &["-c".as_ref(), conf.as_os_str()]);
+    net.inject(0, udp_frames(net.capture_mac(0), 3, 100));
+    net.inject(1, udp_frames(net.capture_mac(1), 2, 100));
+    std::thread::sleep(Duration::from_millis(500));
+
+    write_config(&conf, &db, "", &[keep.clone(), add.clone()]);
+    probe.signal(libc::SIGHUP);
+    probe.wait_for("configuration re-read");
+    probe.wait_for(&format!("{add}: capture (re)opened"));
+    net.inject(0, udp_frames(net.capture_mac(0), 4, 100));
+    net.inject(1, udp_frames(net.capture_mac(1), 6, 100));
+    net.inject(2, udp_frames(net.capture_mac(2), 5, 100));
+    std::thread::sleep(Duration::from_millis(700));
+    let (code, log) = probe.stop();
+    assert_eq!(code, Some(0), "log:\n{log}");
+    assert!(
+        log.contains(&format!("stopped capturing on {remove}")),
+        "{log}"
+    );
+    // The kept interface has all 7 packets; the removed one what came before SIGHUP;
+    // the added one what came after.
+    assert_eq!(stored(&db, &keep), (7, 700, 0), "log:\n{log}");
+    assert_eq!(stored(&db, &remove), (2, 200, 0), "log:\n{log}");
+    assert_eq!(stored(&db, &add), (5, 500, 0), "log:\n{log}");
+}
+
+#[test]
+fn an_interface_that_goes_down_or_disappears_is_reopened() {
+    if !can_run() {
+        return;
+    }
+    let net = match Netns::create("d") {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("note: cannot create network namespaces ({e}), skipping");
+            return;
+        }
+    };
+    let iface = net.cap_if(0);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let conf = dir.path().join("goprobe.toml");
+    write_config(&conf, &db, "", std::slice::from_ref(&iface));
+    let mut probe = Probe::start(&net, &["-c".as_ref(), conf.as_os_str()]);
+    net.inject(0, udp_frames(net.capture_mac(0), 2, 100));
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Down and up again. Linux keeps the packet socket of a downed interface (libpcap
+    // may or may not report it): either the handle goes on after "up", or goprobe
+    // reopens it.
+    net.set_up(0, false).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    net.set_up(0, true).unwrap();
+    if probe.saw("capture failed", Duration::from_millis(300)) {
+        probe.wait_for(&format!("{iface}: capture (re)opened"));
+    }
+    net.inject(0, udp_frames(net.capture_mac(0), 3, 100));
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Gone, then back (a new device under the same name).
+    net.del_pair(0).unwrap();
+    probe.wait_for("capture failed");
+    net.add_pair(0).unwrap();
+    probe.wait_for(&format!("{iface}: capture (re)opened"));
+    net.inject(0, udp_frames(net.capture_mac(0), 4, 100));
+    std::thread::sleep(Duration::from_millis(700));
+    let (code, log) = probe.stop();
+    assert_eq!(code, Some(0), "log:\n{log}");
+    assert_eq!(stored(&db, &iface), (9, 900, 0), "log:\n{log}");
+}
+
+#[test]
+fn privileges_are_dropped_after_the_handles_are_open() {
+    if !can_run() {
+        return;
+    }
+    let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody") else {
+        eprintln!("note: no user 'nobody', skipping");
+        return;
+    };
+    let net = match Netns::create("p") {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("note: cannot create network namespaces ({e}), skipping");
+            return;
+        }
+    };
+    let iface = net.cap_if(0);
+    let dir = tempfile::tempdir().unwrap();
+    // The unprivileged user must be able to reach the database below the temp dir.
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = dir.path().join("db");
+    let conf = dir.path().join("goprobe.toml");
+    write_config(
+        &conf,
+        &db,
+        "user = \"nobody\"",
+        std::slice::from_ref(&iface),
+    );
+    let probe = Probe::start(&net, &["-c".as_ref(), conf.as_os_str()]);
+    net.inject(0, udp_frames(net.capture_mac(0), 3, 150));
+    std::thread::sleep(Duration::from_millis(700));
+    let (code, log) = probe.stop();
+    assert_eq!(code, Some(0), "log:\n{log}");
+    assert!(log.contains("can no longer open interfaces"), "{log}");
+    assert!(log.contains("now running as user nobody"), "{log}");
+    assert_eq!(stored(&db, &iface), (3, 450, 0), "log:\n{log}");
+    // The blocks were written by the unprivileged user.
+    let iface_dir = db.join(&iface);
+    assert_eq!(
+        std::fs::metadata(&iface_dir).unwrap().uid(),
+        nobody.uid.as_raw()
+    );
+}
+
 #[test]
 fn live_capture_on_a_veth_pair_stores_exactly_the_injected_packets() {
     if !can_run() {
@@ -244,7 +535,7 @@ fn live_capture_on_a_veth_pair_stores_exactly_the_injected_packets() {
     );
 
     // The traffic: a UDP exchange and a TCP connection, client 10.77.0.2.
-    let srv = net.capture_mac();
+    let srv = net.capture_mac(0);
     let to_server = |proto, sport, dport, flags, len| {
         eth_ipv4(
             srv, OTHER_MAC, CLIENT, SERVER, proto, sport, dport, flags, len,
@@ -279,7 +570,7 @@ fn live_capture_on_a_veth_pair_stores_exactly_the_injected_packets() {
         frames.push(arp);
     }
     let started = now();
-    net.inject(frames);
+    net.inject(0, frames);
     // Immediate mode delivers at once; give the capture loop a moment.
     std::thread::sleep(Duration::from_millis(700));
     // SAFETY: sending a signal to our own child process.
