@@ -118,6 +118,13 @@ pub fn interval_end(secs: i64) -> i64 {
     secs.div_euclid(INTERVAL_SECS) * INTERVAL_SECS + INTERVAL_SECS
 }
 
+/// When second `now` has reached the current interval's end `boundary`: the end of the
+/// finished interval (its block's time stamp) and the next boundary, aligned to the
+/// interval `now` is in (after a long stall, the intervals in between had no packets).
+fn rotation(now: i64, boundary: i64) -> Option<(i64, i64)> {
+    (now >= boundary).then(|| (boundary, interval_end(now)))
+}
+
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -384,10 +391,9 @@ impl Capturer {
     }
 
     fn rotate_if_due(&mut self, now: i64) {
-        if now >= self.boundary {
-            let end = self.boundary;
+        if let Some((end, next)) = rotation(now, self.boundary) {
             self.hand_over(end);
-            self.boundary = interval_end(now);
+            self.boundary = next;
         }
     }
 
@@ -427,6 +433,15 @@ mod tests {
         assert_eq!(interval_end(299), 300);
         assert_eq!(interval_end(300), 600);
         assert_eq!(interval_end(-1), 0);
+    }
+
+    #[test]
+    fn rotation_happens_at_the_boundary_and_realigns() {
+        assert_eq!(rotation(299, 300), None);
+        assert_eq!(rotation(300, 300), Some((300, 600)));
+        assert_eq!(rotation(599, 300), Some((300, 600)));
+        // The process was stopped for a while: one block, then aligned again.
+        assert_eq!(rotation(1000, 300), Some((300, 1200)));
     }
 
     #[test]

@@ -110,7 +110,7 @@ pub fn run(config_path: Option<PathBuf>, flags: Flags, config: Config) -> Result
 
     // Open every handle now, while privileged.
     let mut handles = BTreeMap::new();
-    let mut last_error = None;
+    let mut failed = Vec::new();
     for (name, iface) in config.enabled_interfaces() {
         match capture::open(name, iface) {
             Ok(h) => {
@@ -118,15 +118,16 @@ pub fn run(config_path: Option<PathBuf>, flags: Flags, config: Config) -> Result
                 handles.insert(name.clone(), h);
             }
             Err(e @ CaptureError::Filter { .. }) => return Err(e.into()),
-            Err(e) => {
-                log::error!("{e}; goprobe will keep retrying it");
-                last_error = Some(e);
-            }
+            Err(e) => failed.push(e),
         }
     }
     if handles.is_empty() {
-        if let Some(e) = last_error {
+        if let Some(e) = failed.into_iter().next() {
             return Err(DaemonError::NoInterface(e));
+        }
+    } else {
+        for e in failed {
+            log::error!("{e}; goprobe keeps retrying it while the others capture");
         }
     }
 

@@ -169,3 +169,20 @@ fn clean_deletes_old_days_by_flag_and_by_config() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(read_blocks(&db, "old").is_empty());
 }
+
+#[test]
+fn syslog_flag_keeps_log_lines_off_stderr_but_errors_are_still_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    // No such interface: goprobe cannot open any and fails at start-up.
+    let o = run(&["--syslog", "-d", db.to_str().unwrap(), "gp-no-such-if0"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("goprobe: no interface could be opened"),
+        "{err}"
+    );
+    assert!(err.contains("gp-no-such-if0"), "{err}");
+    // Log lines (UTC time stamp first) went to syslog, not here.
+    assert!(!err.contains(" ERROR "), "{err}");
+}
