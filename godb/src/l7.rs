@@ -157,6 +157,8 @@ protocols! {
     COAP = 56, "coap";
     /// NAT Port Mapping Protocol (and PCP).
     NATPMP = 57, "nat-pmp";
+    /// DNSCrypt (certificate queries `2.dnscrypt-cert.*` and the encrypted exchange).
+    DNSCRYPT = 58, "dnscrypt";
 }
 
 /// Whether `id` is a port-based guess rather than a payload detection.
@@ -282,6 +284,7 @@ mod tests {
         (55, "iec104"),
         (56, "coap"),
         (57, "nat-pmp"),
+        (58, "dnscrypt"),
     ];
 
     #[test]

@@ -1,0 +1,681 @@
+//! Layer-7 accuracy against nDPI: replays every capture of nDPI's test suite
+//! (`../shared/pcaps/ndpi`), classifies each connection with godpi, matches it to
+//! nDPI's expected flow line (`../shared/pcaps/ndpi-results/NAME.out`) by 5-tuple in
+//! either orientation, and measures per-protocol precision and recall and the overall
+//! agreement by flows and by bytes. The test asserts the targets of issue 5 (or the
+//! measured floor where a target is not met yet, reported honestly in `docs/L7.md`).
+//!
+//! `GOPROBE_WRITE_L7_DOC=1 cargo test -p goflow --test l7_accuracy -- --nocapture`
+//! rewrites the measured part of `docs/L7.md`.
+//!
+//! Ground truth: nDPI flows whose confidence is a payload inspection (`DPI`, `DPI
+//! (cache)`, `DPI (partial)`, ...). nDPI's own port and IP-address matches are guesses
+//! and are not used as truth.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use godb::l7;
+
+/// A small private packet decoder, only until goflow's `FlowTable` lands: link layers
+/// (Ethernet + VLAN + PPPoE, Linux cooked v1/v2, BSD loopback, raw IP), IPv4 (first
+/// fragments only), IPv6 (extension headers), TCP and UDP payloads.
+mod decode {
+    use super::{key, Key, Ours};
+    use godpi::L7State;
+    use std::collections::HashMap;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use std::path::Path;
+
+    struct Conn {
+        client: (IpAddr, u16),
+        server_port: u16,
+        state: L7State,
+    }
+
+    fn be16(p: &[u8], i: usize) -> Option<u16> {
+        Some(u16::from_be_bytes([*p.get(i)?, *p.get(i + 1)?]))
+    }
+
+    /// The IP packet inside a frame of link type `dlt`.
+    fn ip_of(dlt: i32, d: &[u8]) -> Option<&[u8]> {
+        match dlt {
+            1 => {
+                let mut et = be16(d, 12)?;
+                let mut off = 14;
+                while et == 0x8100 || et == 0x88a8 || et == 0x9100 {
+                    et = be16(d, off + 2)?;
+                    off += 4;
+                }
+                if et == 0x8864 {
+                    let ppp = be16(d, off + 6)?;
+                    off += 8;
+                    et = match ppp {
+                        0x0021 => 0x0800,
+                        0x0057 => 0x86dd,
+                        _ => return None,
+                    };
+                }
+                (et == 0x0800 || et == 0x86dd)
+                    .then(|| d.get(off..))
+                    .flatten()
+            }
+            113 => d.get(16..),
+            276 => d.get(20..),
+            0 | 108 => d.get(4..),
+            12 | 14 | 101 | 228 | 229 => Some(d),
+            _ => None,
+        }
+    }
+
+    /// (proto, src, dst, sport, dport, payload, tcp flags)
+    type Transport<'a> = (u8, IpAddr, IpAddr, u16, u16, &'a [u8], u8);
+
+    fn transport(ip: &[u8]) -> Option<Transport<'_>> {
+        let ver = ip.first()? >> 4;
+        let (proto, src, dst, l4) = if ver == 4 {
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            let total = usize::from(be16(ip, 2)?);
+            let frag = be16(ip, 6)? & 0x1fff;
+            if frag != 0 || ihl < 20 {
+                return None;
+            }
+            let src: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
+            let dst: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
+            let end = total.min(ip.len()).max(ihl);
+            (
+                ip[9],
+                IpAddr::V4(Ipv4Addr::from(src)),
+                IpAddr::V4(Ipv4Addr::from(dst)),
+                ip.get(ihl..end)?,
+            )
+        } else if ver == 6 {
+            let src: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
+            let dst: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
+            let plen = usize::from(be16(ip, 4)?);
+            let mut next = *ip.get(6)?;
+            let mut off = 40;
+            let end = (40 + plen).min(ip.len());
+            loop {
+                match next {
+                    0 | 43 | 60 => {
+                        next = *ip.get(off)?;
+                        off += (usize::from(*ip.get(off + 1)?) + 1) * 8;
+                    }
+                    44 => {
+                        if be16(ip, off + 2)? & 0xfff8 != 0 {
+                            return None;
+                        }
+                        next = *ip.get(off)?;
+                        off += 8;
+                    }
+                    _ => break,
+                }
+            }
+            (
+                next,
+                IpAddr::V6(Ipv6Addr::from(src)),
+                IpAddr::V6(Ipv6Addr::from(dst)),
+                ip.get(off..end.max(off))?,
+            )
+        } else {
+            return None;
+        };
+        let sport = be16(l4, 0)?;
+        let dport = be16(l4, 2)?;
+        match proto {
+            6 => {
+                let hl = usize::from(*l4.get(12)? >> 4) * 4;
+                Some((
+                    proto,
+                    src,
+                    dst,
+                    sport,
+                    dport,
+                    l4.get(hl..).unwrap_or(&[]),
+                    l4[13],
+                ))
+            }
+            17 => Some((proto, src, dst, sport, dport, l4.get(8..).unwrap_or(&[]), 0)),
+            _ => None,
+        }
+    }
+
+    /// Replays one capture into per-connection labels, `None` if it cannot be read.
+    pub(super) fn replay(path: &Path) -> Option<HashMap<Key, Ours>> {
+        let mut cap = pcap::Capture::from_file(path).ok()?;
+        let dlt = cap.get_datalink().0;
+        let mut conns: HashMap<Key, Conn> = HashMap::new();
+        while let Ok(pkt) = cap.next_packet() {
+            let Some(ip) = ip_of(dlt, pkt.data) else {
+                continue;
+            };
+            let Some((proto, src, dst, sport, dport, payload, flags)) = transport(ip) else {
+                continue;
+            };
+            let k = key(proto, (src, sport), (dst, dport));
+            let c = conns.entry(k).or_insert_with(|| {
+                // A SYN-ACK names the server as its sender.
+                let client = if proto == 6 && flags & 0x12 == 0x12 {
+                    (dst, dport)
+                } else {
+                    (src, sport)
+                };
+                let server_port = if client == (src, sport) { dport } else { sport };
+                Conn {
+                    client,
+                    server_port,
+                    state: L7State::default(),
+                }
+            });
+            if !c.state.is_decided() && !payload.is_empty() {
+                let from_client = (src, sport) == c.client;
+                c.state
+                    .observe(from_client, proto, c.client.1, c.server_port, payload);
+            }
+        }
+        Some(
+            conns
+                .into_iter()
+                .map(|(k, c)| {
+                    let label = c.state.label(k.0, c.client.1, c.server_port);
+                    (k, Ours { label })
+                })
+                .collect(),
+        )
+    }
+}
+
+/// nDPI master protocol names and the godb l7 id they correspond to. nDPI splits
+/// some of our protocols by port or variant (IMAPS is TLS on 993, SMBv1/SMBv23, ...).
+const NDPI_MAP: &[(&str, u16)] = &[
+    ("HTTP", l7::HTTP),
+    ("HTTP_Proxy", l7::HTTP),
+    ("HTTP_Connect", l7::HTTP),
+    ("TLS", l7::TLS),
+    ("IMAPS", l7::TLS),
+    ("POPS", l7::TLS),
+    ("POP3S", l7::TLS),
+    ("SMTPS", l7::TLS),
+    ("FTPS", l7::TLS),
+    ("LDAPS", l7::TLS),
+    ("DoH_DoT", l7::TLS),
+    ("QUIC", l7::QUIC),
+    ("SSH", l7::SSH),
+    ("DNS", l7::DNS),
+    ("MDNS", l7::MDNS),
+    ("LLMNR", l7::LLMNR),
+    ("NetBIOS", l7::NETBIOS),
+    ("DHCP", l7::DHCP),
+    ("DHCPV6", l7::DHCPV6),
+    ("NTP", l7::NTP),
+    ("SNMP", l7::SNMP),
+    ("Syslog", l7::SYSLOG),
+    ("SMTP", l7::SMTP),
+    ("POP3", l7::POP3),
+    ("IMAP", l7::IMAP),
+    ("FTP_CONTROL", l7::FTP),
+    ("SMBv1", l7::SMB),
+    ("SMBv23", l7::SMB),
+    ("Kerberos", l7::KERBEROS),
+    ("LDAP", l7::LDAP),
+    ("RDP", l7::RDP),
+    ("SIP", l7::SIP),
+    ("RTP", l7::RTP),
+    ("RTCP", l7::RTCP),
+    ("RTSP", l7::RTSP),
+    ("STUN", l7::STUN),
+    ("BitTorrent", l7::BITTORRENT),
+    ("OpenVPN", l7::OPENVPN),
+    ("WireGuard", l7::WIREGUARD),
+    ("IPSec", l7::IKE),
+    ("MySQL", l7::MYSQL),
+    ("PostgreSQL", l7::POSTGRESQL),
+    ("Redis", l7::REDIS),
+    ("MongoDB", l7::MONGODB),
+    ("Memcached", l7::MEMCACHED),
+    ("MQTT", l7::MQTT),
+    ("AMQP", l7::AMQP),
+    ("Jabber", l7::XMPP),
+    ("IRC", l7::IRC),
+    ("Telnet", l7::TELNET),
+    ("SSDP", l7::SSDP),
+    ("Modbus", l7::MODBUS),
+    ("DTLS", l7::DTLS),
+    ("Radius", l7::RADIUS),
+    ("TFTP", l7::TFTP),
+    ("BGP", l7::BGP),
+    ("Service_Location_Protocol", l7::SLP),
+    ("MsSQL-TDS", l7::TDS),
+    ("VNC", l7::VNC),
+    ("SOCKS", l7::SOCKS),
+    ("DCERPC", l7::DCERPC),
+    ("DNP3", l7::DNP3),
+    ("BACnet", l7::BACNET),
+    ("Zabbix", l7::ZABBIX),
+    ("IEC60870", l7::IEC104),
+    ("COAP", l7::COAP),
+    ("NAT-PMP", l7::NATPMP),
+    ("RESP", l7::REDIS),
+    ("DNScrypt", l7::DNSCRYPT),
+    // Avast's SecureDNS is a DNSCrypt resolver (certificate query `2.securedns.avast.com`).
+    ("AVASTSecureDNS", l7::DNSCRYPT),
+];
+
+/// nDPI names for protocols that start in clear text and switch to TLS (STARTTLS):
+/// nDPI reports the TLS variant, the clear-text start is as right an answer.
+const NDPI_ALSO: &[(&str, u16)] = &[
+    ("SMTPS", l7::SMTP),
+    ("POPS", l7::POP3),
+    ("POP3S", l7::POP3),
+    ("IMAPS", l7::IMAP),
+    ("FTPS", l7::FTP),
+    ("LDAPS", l7::LDAP),
+];
+
+/// Whether our id `id` is a right answer for nDPI master `master`.
+fn agrees(master: &str, id: u16) -> bool {
+    ndpi_id(master) == Some(id) || NDPI_ALSO.iter().any(|&(n, i)| n == master && i == id)
+}
+
+fn ndpi_id(master: &str) -> Option<u16> {
+    NDPI_MAP
+        .iter()
+        .find(|(n, _)| *n == master)
+        .map(|&(_, id)| id)
+}
+
+/// One flow line of nDPI's expected output.
+#[derive(Debug, Clone)]
+struct NdpiFlow {
+    master: String,
+    /// Whether nDPI's confidence is a payload inspection.
+    dpi: bool,
+    bytes: u64,
+}
+
+/// A connection key independent of orientation: (proto, lower endpoint, higher one).
+type Key = (u8, (IpAddr, u16), (IpAddr, u16));
+
+fn key(proto: u8, a: (IpAddr, u16), b: (IpAddr, u16)) -> Key {
+    if a <= b {
+        (proto, a, b)
+    } else {
+        (proto, b, a)
+    }
+}
+
+fn parse_endpoint(s: &str) -> Option<(IpAddr, u16)> {
+    let (ip, port) = s.rsplit_once(':')?;
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    Some((ip.parse().ok()?, port.parse().ok()?))
+}
+
+fn parse_bytes(line: &str) -> u64 {
+    // "[N pkts/B bytes <-> N pkts/B bytes]" or "... -> ..."
+    let mut total = 0;
+    for part in line.split(" bytes").take(2) {
+        if let Some(n) = part
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.trim().parse::<u64>().ok())
+        {
+            total += n;
+        }
+    }
+    total
+}
+
+/// Parses nDPI's flow lines (TCP and UDP only).
+fn parse_ndpi(text: &str) -> HashMap<Key, NdpiFlow> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        let (Some(_n), Some(proto), Some(a), Some(_arrow), Some(b)) =
+            (it.next(), it.next(), it.next(), it.next(), it.next())
+        else {
+            continue;
+        };
+        let proto = match proto {
+            "TCP" => 6,
+            "UDP" => 17,
+            _ => continue,
+        };
+        let (Some(a), Some(b)) = (parse_endpoint(a), parse_endpoint(b)) else {
+            continue;
+        };
+        let Some(p) = line.find("[proto: ") else {
+            continue;
+        };
+        let rest = &line[p + 8..];
+        let Some(slash) = rest.find('/') else {
+            continue;
+        };
+        let name = &rest[slash + 1..rest.find(']').unwrap_or(rest.len())];
+        let master = name.split('.').next().unwrap_or(name).to_string();
+        let dpi = line
+            .find("[Confidence: ")
+            .is_some_and(|i| line[i + 13..].starts_with("DPI"));
+        let bytes = line
+            .find(" pkts/")
+            .map(|i| parse_bytes(&line[i..]))
+            .unwrap_or(0);
+        out.entry(key(proto, a, b))
+            .or_insert(NdpiFlow { master, dpi, bytes });
+    }
+    out
+}
+
+/// Our result for one connection.
+struct Ours {
+    label: u16,
+}
+
+/// Counts for one protocol.
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    /// nDPI (DPI confidence) says X and we detect X.
+    tp: u64,
+    /// nDPI (DPI confidence) says X (flows).
+    truth: u64,
+    /// We detect X and nDPI (DPI confidence) has a label.
+    ours: u64,
+    truth_bytes: u64,
+    tp_bytes: u64,
+}
+
+#[derive(Default)]
+struct Totals {
+    per: BTreeMap<u16, Counts>,
+    /// Matched flows, all confidences.
+    matched: u64,
+    /// nDPI flow lines (TCP/UDP) and how many we found.
+    ndpi_flows: u64,
+    /// Flows with a truth label we classify.
+    truth: u64,
+    truth_bytes: u64,
+    agree: u64,
+    agree_bytes: u64,
+    /// Truth flows where our port guess names the right protocol.
+    guess_right: u64,
+    /// Our detections where nDPI has a DPI-confidence label, and how many of those
+    /// nDPI calls something else.
+    detections_vs_dpi: u64,
+    contradicted: u64,
+    contradicted_bytes: u64,
+    detections_vs_dpi_bytes: u64,
+    /// Our detections where nDPI found nothing.
+    detected_ndpi_unknown: u64,
+    /// Contradictions by (our name, nDPI name).
+    confusions: BTreeMap<(String, String), u64>,
+    /// Truth flows we missed, by (nDPI name, our name).
+    misses: BTreeMap<(String, String), u64>,
+    /// Up to three example flows per miss or contradiction ("file proto a b").
+    examples: BTreeMap<(String, String), Vec<String>>,
+    files: u64,
+    unreadable: u64,
+}
+
+fn pcaps_dir() -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps")).to_path_buf()
+}
+
+fn example(t: &mut Totals, pair: (String, String), file: &str, k: &Key) {
+    let v = t.examples.entry(pair).or_default();
+    if v.len() < 3 {
+        v.push(format!("{file} {} {:?} {:?}", k.0, k.1, k.2));
+    }
+}
+
+fn evaluate(t: &mut Totals, file: &str, ndpi: &HashMap<Key, NdpiFlow>, ours: &HashMap<Key, Ours>) {
+    t.ndpi_flows += ndpi.len() as u64;
+    for (k, n) in ndpi {
+        let Some(o) = ours.get(k) else {
+            continue;
+        };
+        t.matched += 1;
+        let truth_id = if n.dpi { ndpi_id(&n.master) } else { None };
+        let detected = (o.label != l7::UNKNOWN && !l7::is_port_guess(o.label)).then_some(o.label);
+        if let Some(tid) = truth_id {
+            let c = t.per.entry(tid).or_default();
+            c.truth += 1;
+            c.truth_bytes += n.bytes;
+            t.truth += 1;
+            t.truth_bytes += n.bytes;
+            if detected.is_some_and(|d| agrees(&n.master, d)) {
+                c.tp += 1;
+                c.tp_bytes += n.bytes;
+                t.agree += 1;
+                t.agree_bytes += n.bytes;
+            } else {
+                if l7::is_port_guess(o.label) && l7::base(o.label) == tid {
+                    t.guess_right += 1;
+                }
+                let ours_name = l7::name(o.label).unwrap_or("?").to_string();
+                example(t, (n.master.clone(), ours_name.clone()), file, k);
+                *t.misses.entry((n.master.clone(), ours_name)).or_default() += 1;
+            }
+        }
+        if let Some(d) = detected {
+            if n.dpi && n.master != "Unknown" {
+                t.per.entry(d).or_default().ours += 1;
+                t.detections_vs_dpi += 1;
+                t.detections_vs_dpi_bytes += n.bytes;
+                if truth_id.is_none() || !agrees(&n.master, d) {
+                    t.contradicted += 1;
+                    t.contradicted_bytes += n.bytes;
+                    let ours_name = l7::name(d).unwrap_or("?").to_string();
+                    example(t, (n.master.clone(), ours_name.clone()), file, k);
+                    *t.confusions
+                        .entry((ours_name, n.master.clone()))
+                        .or_default() += 1;
+                }
+            } else if n.master == "Unknown" {
+                t.detected_ndpi_unknown += 1;
+            }
+        }
+    }
+}
+
+fn pct(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        100.0
+    } else {
+        100.0 * a as f64 / b as f64
+    }
+}
+
+fn report(t: &Totals) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "Captures replayed: {} ({} unreadable). nDPI TCP/UDP flow lines: {}, matched to our \
+         connections by 5-tuple: {}.\n\n",
+        t.files, t.unreadable, t.ndpi_flows, t.matched
+    ));
+    s.push_str("| figure | value |\n| --- | --- |\n");
+    s.push_str(&format!(
+        "| flows whose nDPI master (DPI confidence) is one we classify | {} |\n",
+        t.truth
+    ));
+    s.push_str(&format!(
+        "| agreement by flows | {:.2}% ({} of {}) |\n",
+        pct(t.agree, t.truth),
+        t.agree,
+        t.truth
+    ));
+    s.push_str(&format!(
+        "| agreement by bytes | {:.2}% |\n",
+        pct(t.agree_bytes, t.truth_bytes)
+    ));
+    s.push_str(&format!(
+        "| of the rest: right port guess (`x?`, not counted as agreement) | {} |\n",
+        t.guess_right
+    ));
+    s.push_str(&format!(
+        "| our detections that nDPI (DPI confidence) calls something else | {:.2}% ({} of {}); by bytes {:.2}% |\n",
+        pct(t.contradicted, t.detections_vs_dpi),
+        t.contradicted,
+        t.detections_vs_dpi,
+        pct(t.contradicted_bytes, t.detections_vs_dpi_bytes)
+    ));
+    s.push_str(&format!(
+        "| our detections where nDPI found nothing | {} |\n\n",
+        t.detected_ndpi_unknown
+    ));
+    s.push_str("| protocol | nDPI flows | agree | recall | our detections | precision |\n");
+    s.push_str("| --- | ---: | ---: | ---: | ---: | ---: |\n");
+    for (id, c) in &t.per {
+        s.push_str(&format!(
+            "| {} | {} | {} | {:.1}% | {} | {:.1}% |\n",
+            l7::name(*id).unwrap_or("?"),
+            c.truth,
+            c.tp,
+            pct(c.tp, c.truth),
+            c.ours,
+            pct(c.tp, c.ours)
+        ));
+    }
+    s.push_str("\nDisagreements (our detection / nDPI master: flows):\n\n");
+    for ((o, n), k) in &t.confusions {
+        s.push_str(&format!("- {o} / {n}: {k}\n"));
+    }
+    s.push_str("\nMisses (nDPI master / our label: flows):\n\n");
+    for ((n, o), k) in &t.misses {
+        s.push_str(&format!("- {n} / {o}: {k}\n"));
+    }
+    s
+}
+
+type Replayed = (HashMap<Key, NdpiFlow>, HashMap<Key, Ours>);
+
+fn run_file(path: &Path, results: &Path) -> Option<Replayed> {
+    let name = path.file_name()?.to_str()?;
+    let text = std::fs::read(results.join(format!("{name}.out"))).ok()?;
+    let ndpi = parse_ndpi(&String::from_utf8_lossy(&text));
+    let ours = decode::replay(path)?;
+    Some((ndpi, ours))
+}
+
+#[test]
+fn l7_accuracy_against_ndpi() {
+    let base = pcaps_dir();
+    let (dir, results) = (base.join("ndpi"), base.join("ndpi-results"));
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!(
+            "note: {} not found, skipping the L7 accuracy test",
+            dir.display()
+        );
+        return;
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "pcap" || e == "pcapng" || e == "cap")
+        })
+        .collect();
+    files.sort();
+    let per_thread = files.len().div_ceil(2).max(1);
+    let mut totals = Totals::default();
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = files
+            .chunks(per_thread)
+            .map(|chunk| {
+                let results = &results;
+                sc.spawn(move || {
+                    let mut t = Totals::default();
+                    for f in chunk {
+                        t.files += 1;
+                        match run_file(f, results) {
+                            Some((ndpi, ours)) => {
+                                let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+                                evaluate(&mut t, name, &ndpi, &ours)
+                            }
+                            None => t.unreadable += 1,
+                        }
+                    }
+                    t
+                })
+            })
+            .collect();
+        for h in handles {
+            let t = h.join().expect("worker thread");
+            merge(&mut totals, t);
+        }
+    });
+    let text = report(&totals);
+    println!("{text}");
+    // GOPROBE_L7_EXAMPLES=1 lists example flows of each miss and disagreement.
+    if std::env::var_os("GOPROBE_L7_EXAMPLES").is_some() {
+        for ((n, o), v) in &totals.examples {
+            println!("{n} / {o}:");
+            for e in v.iter().take(3) {
+                println!("    {e}");
+            }
+        }
+    }
+    if std::env::var_os("GOPROBE_WRITE_L7_DOC").is_some() {
+        write_doc(&text);
+    }
+    let by_flows = pct(totals.agree, totals.truth);
+    let by_bytes = pct(totals.agree_bytes, totals.truth_bytes);
+    let contradicted = pct(totals.contradicted, totals.detections_vs_dpi);
+    assert!(
+        totals.truth > 1000,
+        "too few comparable flows: {}",
+        totals.truth
+    );
+    assert!(by_flows >= 95.0, "agreement by flows {by_flows:.2}% < 95%");
+    assert!(by_bytes >= 95.0, "agreement by bytes {by_bytes:.2}% < 95%");
+    assert!(contradicted < 2.0, "contradicted {contradicted:.2}% >= 2%");
+}
+
+fn merge(a: &mut Totals, b: Totals) {
+    for (id, c) in b.per {
+        let e = a.per.entry(id).or_default();
+        e.tp += c.tp;
+        e.truth += c.truth;
+        e.ours += c.ours;
+        e.truth_bytes += c.truth_bytes;
+        e.tp_bytes += c.tp_bytes;
+    }
+    a.matched += b.matched;
+    a.ndpi_flows += b.ndpi_flows;
+    a.truth += b.truth;
+    a.truth_bytes += b.truth_bytes;
+    a.agree += b.agree;
+    a.agree_bytes += b.agree_bytes;
+    a.guess_right += b.guess_right;
+    a.detections_vs_dpi += b.detections_vs_dpi;
+    a.detections_vs_dpi_bytes += b.detections_vs_dpi_bytes;
+    a.contradicted += b.contradicted;
+    a.contradicted_bytes += b.contradicted_bytes;
+    a.detected_ndpi_unknown += b.detected_ndpi_unknown;
+    for (k, v) in b.confusions {
+        *a.confusions.entry(k).or_default() += v;
+    }
+    for (k, v) in b.misses {
+        *a.misses.entry(k).or_default() += v;
+    }
+    for (k, v) in b.examples {
+        a.examples.entry(k).or_default().extend(v);
+    }
+    a.files += b.files;
+    a.unreadable += b.unreadable;
+}
+
+const DOC_MARK: &str = "<!-- measured: generated by goflow/tests/l7_accuracy.rs -->";
+
+fn write_doc(text: &str) {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/L7.md"));
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let head = match old.find(DOC_MARK) {
+        Some(i) => &old[..i],
+        None => old.as_str(),
+    };
+    let new = format!("{head}{DOC_MARK}\n\n{text}");
+    if let Err(e) = std::fs::write(path, new) {
+        panic!("cannot write {}: {e}", path.display());
+    }
+}
