@@ -2,12 +2,13 @@
 //! into a hash table keyed by the queried attributes; then the tables of the workers
 //! merged, ordered and cut.
 //!
-//! The key is a fixed-size `Copy` struct (unqueried attributes stay zero), hashed with
-//! FxHash, so adding a row never allocates; the table grows amortised.
+//! The key is a fixed-size `Copy` struct (unqueried attributes stay zero) with its own
+//! one-word hash, so adding a row never allocates; the table grows amortised.
 
 use std::net::IpAddr;
 
-use rustc_hash::FxHashMap;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use super::condition::Cols;
 use super::result::ResultRow;
@@ -15,7 +16,7 @@ use super::statement::{Direction, SortBy, Statement};
 use crate::Counters;
 
 /// The grouping key of a result row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Key {
     sip: [u8; 16],
     dip: [u8; 16],
@@ -28,6 +29,59 @@ pub(crate) struct Key {
     /// part of the key.
     ipver: u8,
 }
+
+impl Hash for Key {
+    /// One mixed 64-bit word for the whole key (the table's hasher passes it through):
+    /// a multiply-xorshift per 64-bit word and murmur3's finaliser, so both the low
+    /// bits (bucket) and the high bits (control byte) are well spread.
+    #[inline]
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        const M: u64 = 0x9e37_79b9_7f4a_7c15;
+        let s = u128::from_ne_bytes(self.sip);
+        let d = u128::from_ne_bytes(self.dip);
+        let packed = u64::from(self.dport)
+            | u64::from(self.proto) << 16
+            | u64::from(self.l7) << 24
+            | u64::from(self.iface) << 40
+            | u64::from(self.ipver) << 56;
+        let mut x = packed ^ (self.time as u64).rotate_left(32);
+        for w in [s as u64, (s >> 64) as u64, d as u64, (d >> 64) as u64] {
+            x = (x ^ w).wrapping_mul(M);
+            x ^= x >> 29;
+        }
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^= x >> 33;
+        h.write_u64(x);
+    }
+}
+
+/// Passes the key's own mixed hash through.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `Key`; a plain FNV-1a keeps the hasher correct for any input.
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+}
+
+type KeyMap = HashMap<Key, Counters, BuildHasherDefault<KeyHasher>>;
 
 /// Bytes one table entry takes, counting the control byte of the hash table.
 pub(crate) const ENTRY_BYTES: usize = std::mem::size_of::<(Key, Counters)>() + 1;
@@ -44,7 +98,7 @@ pub(crate) struct CounterCols<'a> {
 /// One worker's table and scratch space.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
-    pub map: FxHashMap<Key, Counters>,
+    pub map: KeyMap,
     pub totals: Counters,
     pub rows_scanned: u64,
     mask: Vec<bool>,
@@ -228,5 +282,36 @@ fn ip_of(bytes: &[u8; 16], ipver: u8) -> IpAddr {
         IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]])
     } else {
         IpAddr::from(*bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn key_hash_spreads_low_and_high_bits() {
+        let build = BuildHasherDefault::<KeyHasher>::default();
+        let n = 100_000u32;
+        let mut low = std::collections::HashSet::new();
+        let mut high = [0u32; 128];
+        for i in 0..n {
+            let mut k = Key {
+                ipver: 4,
+                dport: 443,
+                proto: 6,
+                ..Key::default()
+            };
+            k.sip[..4].copy_from_slice(&(0x0a00_0000 + i).to_be_bytes());
+            k.dip[..4].copy_from_slice(&[192, 0, 2, (i % 7) as u8]);
+            let h = build.hash_one(k);
+            low.insert(h & 0xffff);
+            high[(h >> 57) as usize] += 1;
+        }
+        // 100k random values in 65536 buckets leave about 51.4k buckets used.
+        assert!(low.len() > 49_000, "{} low buckets used", low.len());
+        let (min, max) = (high.iter().min().unwrap(), high.iter().max().unwrap());
+        assert!(*min > 600 && *max < 960, "control bytes spread {min}..{max}");
     }
 }
