@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Datelike, NaiveDate};
@@ -78,11 +77,8 @@ pub fn day_of(timestamp: i64) -> Result<NaiveDate> {
 }
 
 /// Creates `path` and missing parents with mode 0750.
-pub(crate) fn mkdir_all(path: &Path) -> std::io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(DIR_MODE)
-        .create(path)
+fn mkdir_all(path: &Path) -> std::io::Result<()> {
+    crate::fsio::mkdir_all(path)
 }
 
 /// Reads and validates a day's metadata; `Ok(None)` if the file does not exist.

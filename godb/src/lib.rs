@@ -58,6 +58,9 @@
 mod column;
 mod db;
 mod error;
+mod fsio;
+#[cfg(test)]
+mod crashsim;
 mod meta;
 mod reader;
 mod retention;

@@ -3,25 +3,24 @@
 //! blocks appended and fdatasync'd, then a new `day.meta` written to a temporary file,
 //! fsync'd, renamed over the old one, and the day folder fsync'd.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 
 use crate::column::{encode_ip, encode_uint_column, Column, Encoded, NUM_COLUMNS};
-use crate::db::{day_of, mkdir_all, read_meta, Database};
+use crate::db::{day_of, read_meta, Database};
 use crate::error::{Error, Result};
+use crate::fsio::{self, mkdir_all, FILE_MODE};
 use crate::meta::{BlockMeta, ColumnMeta, DayMeta, META_FILE, META_TMP_FILE};
 use crate::model::{Block, Counters, FlowKey, FlowRow};
 
 /// Name of the lock file in an interface folder.
 pub const LOCK_FILE: &str = ".lock";
-/// Permission bits of every file godb creates.
-const FILE_MODE: u32 = 0o640;
 
 /// Appends blocks to one interface of a database. Holds the interface's lock until
 /// dropped, so there is at most one writer per interface (across processes too).
@@ -37,9 +36,7 @@ pub struct BlockWriter {
 }
 
 fn fsync_dir(path: &Path) -> Result<()> {
-    File::open(path)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("fsync folder", path, e))
+    fsio::sync_dir(path).map_err(|e| Error::io("fsync folder", path, e))
 }
 
 /// Converts an address to 16 bytes (IPv4 as IPv4-mapped IPv6).
@@ -224,6 +221,7 @@ impl BlockWriter {
         });
         commit_meta(&day_dir, &meta)?;
         self.last = Some(block.timestamp);
+        fsio::acked();
         Ok(())
     }
 
@@ -243,7 +241,7 @@ impl BlockWriter {
                     .and_then(|n| n.to_str())
                     .unwrap_or("day");
                 let aside = day_dir.with_file_name(format!("{name}.damaged-{now}"));
-                fs::rename(&day_dir, &aside).map_err(|e| Error::io("rename", &day_dir, e))?;
+                fsio::rename(&day_dir, &aside).map_err(|e| Error::io("rename", &day_dir, e))?;
             } else {
                 return Ok(day_dir);
             }
@@ -272,42 +270,27 @@ impl BlockWriter {
 /// Writes `bytes` at the committed end `at` of a column file, dropping any garbage
 /// past it first, and makes them durable.
 fn append_column(path: &Path, at: u64, bytes: &[u8]) -> Result<()> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(FILE_MODE)
-        .open(path)
-        .map_err(|e| Error::io("open", path, e))?;
+    let file = fsio::open_write(path, false).map_err(|e| Error::io("open", path, e))?;
     let len = file
         .metadata()
         .map_err(|e| Error::io("stat", path, e))?
         .len();
     if len != at {
-        file.set_len(at)
-            .map_err(|e| Error::io("truncate", path, e))?;
+        fsio::set_len(&file, path, at).map_err(|e| Error::io("truncate", path, e))?;
     }
-    file.write_all_at(bytes, at)
-        .map_err(|e| Error::io("write", path, e))?;
-    file.sync_data().map_err(|e| Error::io("fsync", path, e))
+    fsio::write_at(&file, path, bytes, at).map_err(|e| Error::io("write", path, e))?;
+    fsio::sync_file(&file, path).map_err(|e| Error::io("fsync", path, e))
 }
 
 /// Writes `meta` to the temporary file, fsyncs it, renames it over `day.meta` and
 /// fsyncs the folder.
 fn commit_meta(day_dir: &Path, meta: &DayMeta) -> Result<()> {
     let tmp = day_dir.join(META_TMP_FILE);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(FILE_MODE)
-        .open(&tmp)
-        .map_err(|e| Error::io("create", &tmp, e))?;
-    f.write_all(&meta.encode())
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+    let f = fsio::open_write(&tmp, true).map_err(|e| Error::io("create", &tmp, e))?;
+    fsio::write_at(&f, &tmp, &meta.encode(), 0).map_err(|e| Error::io("write", &tmp, e))?;
+    fsio::sync_file(&f, &tmp).map_err(|e| Error::io("fsync", &tmp, e))?;
     drop(f);
     let dst = day_dir.join(META_FILE);
-    fs::rename(&tmp, &dst).map_err(|e| Error::io("rename", &dst, e))?;
+    fsio::rename(&tmp, &dst).map_err(|e| Error::io("rename", &dst, e))?;
     fsync_dir(day_dir)
 }
