@@ -351,6 +351,25 @@ fn text_tcp(c: &Ctx<'_>, line: &[u8]) -> Verdict {
     if p.starts_with(b"<?xml") && c.port_in(&[5222, 5223, 5269]) {
         return Strong(l7::XMPP);
     }
+    // XMPP stanzas seen from the middle of a stream.
+    const STANZAS: &[&[u8]] = &[
+        b"<iq ",
+        b"<message ",
+        b"<presence",
+        b"<stream:features",
+        b"<starttls ",
+        b"<proceed ",
+        b"<auth ",
+        b"<success ",
+        b"<challenge ",
+    ];
+    if STANZAS.iter().any(|t| p.starts_with(t)) && p.ends_with(b">") {
+        return if c.port_in(&[5222, 5223, 5269]) {
+            Strong(l7::XMPP)
+        } else {
+            Weak(l7::XMPP)
+        };
+    }
     // Redis (RESP arrays of bulk strings).
     if p.first() == Some(&b'*') {
         let digits = p[1..].iter().take_while(|b| b.is_ascii_digit()).count();
@@ -373,6 +392,17 @@ fn text_tcp(c: &Ctx<'_>, line: &[u8]) -> Verdict {
     // AMQP protocol header.
     if p.starts_with(b"AMQP") && p.len() == 8 {
         return Strong(l7::AMQP);
+    }
+    // AMQP 0-9-1 frames (method, header, body, heartbeat) end in 0xCE.
+    if p.len() >= 8 && (1..=8).contains(&p[0]) {
+        let size = be32(p, 3).map_or(usize::MAX, |n| n as usize);
+        if size < 1 << 24 && p.get(7 + size) == Some(&0xce) {
+            return if c.port(5672) {
+                Strong(l7::AMQP)
+            } else {
+                Weak(l7::AMQP)
+            };
+        }
     }
     // BitTorrent handshake.
     if p.first() == Some(&19) && p.get(1..20) == Some(b"BitTorrent protocol".as_slice()) {
@@ -481,6 +511,15 @@ fn tcp_binary(c: &Ctx<'_>) -> Verdict {
             return Strong(l7::MQTT);
         }
     }
+    // MQTT keep-alive: PINGREQ (c0 00) answered by PINGRESP (d0 00).
+    if p == [0xc0, 0] || p == [0xd0, 0] {
+        let answer: &[u8] = if p[0] == 0xc0 { &[0xd0, 0] } else { &[0xc0, 0] };
+        return if c.other == Some(answer) || c.port_in(&[1883, 8883]) {
+            Strong(l7::MQTT)
+        } else {
+            Candidate(l7::MQTT)
+        };
+    }
     // BGP: 16-byte all-ones marker, length, type 1..5.
     if p.len() >= 19 && p[..16].iter().all(|&b| b == 0xff) && (1..=5).contains(&p[18]) {
         return Strong(l7::BGP);
@@ -515,7 +554,7 @@ fn tcp_binary(c: &Ctx<'_>) -> Verdict {
     }
     // MS SQL TDS: pre-login (0x12) / login7 (0x10) / response (0x04), length.
     if p.len() >= 8
-        && matches!(p[0], 0x12 | 0x10 | 0x04 | 0x01)
+        && matches!(p[0], 0x01..=0x04 | 0x06 | 0x07 | 0x0e | 0x10..=0x12)
         && p[1] <= 1
         && be16(p, 2).map(usize::from) == Some(p.len())
         && p[6] <= 1
@@ -634,11 +673,18 @@ fn dns_like(p: &[u8], c: &Ctx<'_>, tcp: bool) -> Option<Verdict> {
     if qd > 4 || an > 200 || ns > 64 || ar > 64 {
         return None;
     }
-    if !qr && (qd == 0 && !(opcode == 5 || c.port(5353) || c.port(137))) {
+    // Queries ask one question, except updates, inverse queries and mDNS/NetBIOS
+    // announcements.
+    if !qr && (qd == 0 && !(opcode == 5 || opcode == 1 || c.port(5353) || c.port(137))) {
         return None;
     }
     if qd == 0 && an == 0 && ns == 0 && ar == 0 {
-        return None;
+        // An empty answer (an error) only counts as the reply to a DNS query seen in
+        // the other direction with the same id.
+        let same_id = c
+            .other
+            .is_some_and(|o| o.get(..2) == p.get(..2) && o.len() >= 12);
+        return (qr && rcode != 0 && same_id).then_some(Strong(l7::DNS));
     }
     // The first name (question, or answer when there is no question) must parse.
     let nb = c.port(137);
@@ -823,6 +869,21 @@ fn openvpn(p: &[u8], c: &Ctx<'_>) -> Option<Verdict> {
     if key != 0 {
         return None;
     }
+    // A control or ack packet carrying the session id of this direction's hard reset.
+    if matches!(op, 4 | 5) && p.len() >= 9 {
+        let skip = if c.proto == TCP { 2 } else { 0 };
+        let first = c.own_first.and_then(|o| o.get(skip..));
+        if let Some(first) = first {
+            if first.len() >= 9
+                && matches!(first[0] >> 3, 1 | 7 | 10)
+                && first[0] & 7 == 0
+                && first[1..9] == p[1..9]
+            {
+                return Some(Strong(l7::OPENVPN));
+            }
+        }
+        return None;
+    }
     match op {
         // Client hard resets (v1, v2, v3).
         1 | 7 | 10 if p.len() >= 14 => {
@@ -924,6 +985,31 @@ fn udp_binary(c: &Ctx<'_>) -> Verdict {
             return Weak(l7::TFTP);
         }
     }
+    // TFTP transfers move to ephemeral ports: an option acknowledgement, or a data
+    // block answered by an acknowledgement of the same block.
+    if p.len() >= 4 && p[0] == 0 {
+        if p[1] == 6 && p.last() == Some(&0) {
+            let opt = &p[2..];
+            if starts_ci(opt, b"blksize\0")
+                || starts_ci(opt, b"tsize\0")
+                || starts_ci(opt, b"timeout\0")
+            {
+                return Strong(l7::TFTP);
+            }
+        }
+        let block_pair = |a: &[u8], b: &[u8]| {
+            a.len() >= 4
+                && a[..2] == [0, 3]
+                && b.len() == 4
+                && b[..2] == [0, 4]
+                && a[2..4] == b[2..4]
+        };
+        if let Some(o) = c.other {
+            if block_pair(p, o) || block_pair(o, p) {
+                return Strong(l7::TFTP);
+            }
+        }
+    }
     if c.port(5351)
         && p.len() >= 2
         && matches!(p[0], 0 | 2)
@@ -961,12 +1047,16 @@ fn udp_binary(c: &Ctx<'_>) -> Verdict {
         return v;
     }
     // DTLS record: content type, version 1.0/1.2/1.3 (0xfeff, 0xfefd, 0xfefc).
-    if p.len() >= 13
-        && (20..=25).contains(&p[0])
-        && p[1] == 0xfe
-        && matches!(p[2], 0xff | 0xfd | 0xfc)
-    {
-        return Strong(l7::DTLS);
+    if p.len() >= 13 && (20..=25).contains(&p[0]) {
+        let ver = be16(p, 1).unwrap_or(0);
+        let rec_end = usize::from(be16(p, 11).unwrap_or(0)) + 13;
+        if matches!(ver, 0xfeff | 0xfefd | 0xfefc) && rec_end <= p.len() {
+            return Strong(l7::DTLS);
+        }
+        // OpenSSL's pre-RFC DTLS ("DTLS1_BAD_VER", 0x0100), epoch 0 or 1.
+        if ver == 0x0100 && rec_end == p.len() && p[3] == 0 && p[4] <= 1 {
+            return Strong(l7::DTLS);
+        }
     }
     // WireGuard: type, three zero bytes, fixed sizes.
     if p.len() >= 32 && (1..=4).contains(&p[0]) && p[1..4] == [0, 0, 0] {
@@ -1030,8 +1120,16 @@ fn udp_binary(c: &Ctx<'_>) -> Verdict {
         return Strong(l7::DNP3);
     }
     // DCE/RPC connectionless (version 4).
-    if p.len() >= 80 && p[0] == 4 && p[1] <= 10 && p[4] & 0xee == 0 && c.port(135) {
-        return Strong(l7::DCERPC);
+    // Header: 80 bytes; data representation at 4; fragment length at 74.
+    if p.len() >= 80 && p[0] == 4 && p[1] <= 10 && p[4] & 0xee == 0 && p[5] <= 3 {
+        let frag = if p[4] & 0x10 != 0 {
+            u16::from_le_bytes([p[74], p[75]])
+        } else {
+            u16::from_be_bytes([p[74], p[75]])
+        };
+        if usize::from(frag) + 80 == p.len() {
+            return Strong(l7::DCERPC);
+        }
     }
     // RTCP (payload types 200..=207) and RTP (version 2).
     rtp(c)
@@ -1048,8 +1146,9 @@ fn quic(p: &[u8]) -> Option<Verdict> {
                 || ver & 0xffff_fff0 == 0xfaceb000
                 || ver & 0xffff_0000 == 0x5130_0000 // gQUIC Q0xx in long-header form
                 || ver & 0x0f0f_0f0f == 0x0a0a_0a0a; // greased
+            let gquic = ver & 0xffff_0000 == 0x5130_0000;
             let dcid = usize::from(*p.get(5)?);
-            if known && dcid <= 20 {
+            if known && (gquic || dcid <= 20) {
                 return Some(Strong(l7::QUIC));
             }
         }
