@@ -465,3 +465,111 @@ fn db_from_environment_and_config() {
     std::fs::write(&cfg, format!("db_path = \"{db}\"\n[interfaces.eth0]\n")).unwrap();
     ok(&run(&[("GOPROBE_CONFIG", cfg.to_str().unwrap())]));
 }
+
+/// End to end: real captures replayed through goprobe's replay into a database, queried
+/// with the goquery binary, compared per unordered address pair and protocol with the
+/// independent oracle `shared/oracle/flowtruth.py`. Skips when `../shared` or python3
+/// is missing.
+#[test]
+fn replayed_captures_match_the_oracle() {
+    use std::collections::BTreeMap;
+    use std::net::IpAddr;
+    let shared = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared"));
+    let pcaps = shared.join("pcaps/chrissanders");
+    if !pcaps.is_dir() {
+        eprintln!("note: {} absent, skipping", pcaps.display());
+        return;
+    }
+    let files: Vec<PathBuf> = [
+        "http_google.pcapng",
+        "dns_query_response.pcapng",
+        "http_ip4and6.pcapng",
+        "icmp_echo.pcapng",
+        "synscan.pcapng",
+        "tcp_handshake.pcapng",
+        "udp_dnsrequest.pcapng",
+    ]
+    .iter()
+    .map(|f| pcaps.join(f))
+    .filter(|p| p.is_file())
+    .collect();
+    let oracle = match Command::new("python3")
+        .arg(shared.join("oracle/flowtruth.py"))
+        .args(&files)
+        .output()
+    {
+        Ok(o) if o.status.success() => o,
+        other => {
+            eprintln!("note: oracle not runnable ({other:?}), skipping");
+            return;
+        }
+    };
+    type Pairs = BTreeMap<(IpAddr, IpAddr, u64), (u64, u64)>;
+    let mut want = Pairs::new();
+    let truth: Value = serde_json::from_slice(&oracle.stdout).unwrap();
+    for p in truth["pairs"].as_array().unwrap() {
+        let a: IpAddr = p["a"].as_str().unwrap().parse().unwrap();
+        let b: IpAddr = p["b"].as_str().unwrap().parse().unwrap();
+        let k = (a.min(b), a.max(b), p["proto"].as_u64().unwrap());
+        let e = want.entry(k).or_default();
+        e.0 += p["packets"].as_u64().unwrap();
+        e.1 += p["bytes"].as_u64().unwrap();
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let summary = goprobe::replay::replay(&db, "replay", &files).unwrap();
+    assert!(summary.packets > 0);
+    let out = Command::new(BIN)
+        .env("TZ", "UTC")
+        .arg("-d")
+        .arg(&db)
+        .args([
+            "sip,dip,proto",
+            "-n",
+            "0",
+            "-e",
+            "json",
+            "-f",
+            "0",
+            "-l",
+            "4000000000",
+        ])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_str(&ok(&out)).unwrap();
+    let mut got = Pairs::new();
+    for r in v["rows"].as_array().unwrap() {
+        let a: IpAddr = r["attributes"]["sip"].as_str().unwrap().parse().unwrap();
+        let b: IpAddr = r["attributes"]["dip"].as_str().unwrap().parse().unwrap();
+        let c = &r["counters"];
+        let n = |k: &str| c[k].as_u64().unwrap();
+        let e = got
+            .entry((
+                a.min(b),
+                a.max(b),
+                r["attributes"]["proto"].as_u64().unwrap(),
+            ))
+            .or_default();
+        e.0 += n("pr") + n("ps");
+        e.1 += n("br") + n("bs");
+    }
+    assert_eq!(got, want);
+    let t = &v["summary"]["totals"];
+    let packets: u64 = want.values().map(|p| p.0).sum();
+    assert_eq!(
+        t["pr"].as_u64().unwrap() + t["ps"].as_u64().unwrap(),
+        packets
+    );
+    // The same totals through talk_conv and apps_port.
+    for q in ["talk_conv", "apps_port"] {
+        let out = Command::new(BIN)
+            .arg("-d")
+            .arg(&db)
+            .args([q, "-n", "3", "-e", "json", "-f", "0", "-l", "4000000000"])
+            .output()
+            .unwrap();
+        let w: Value = serde_json::from_str(&ok(&out)).unwrap();
+        assert_eq!(w["summary"]["totals"], v["summary"]["totals"], "{q}");
+    }
+}
