@@ -24,7 +24,6 @@
 
 pub mod decode;
 pub mod frag;
-mod l7;
 pub mod orient;
 mod table;
 pub mod wire;

@@ -10,10 +10,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use godb::{Block, CaptureStats, Counters, FlowKey, FlowRow};
+use godpi::L7State;
 use rustc_hash::FxHashMap;
 
 use crate::decode::{DecodeStats, Decoder, Packet};
-use crate::l7::L7State;
 use crate::orient;
 use crate::wire::LinkType;
 
@@ -268,5 +268,314 @@ impl IntervalFlows {
                 .map(|(key, counters)| FlowRow { key, counters })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::transport::tcp_flags::{ACK, SYN};
+
+    const RAW: LinkType = LinkType::RawIp;
+    const A: [u8; 4] = [10, 0, 0, 1];
+    const B: [u8; 4] = [10, 0, 0, 2];
+
+    fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, frag: u16, ident: u16, body: &[u8]) -> Vec<u8> {
+        let total = (20 + body.len()) as u16;
+        let mut v = vec![0x45, 0];
+        v.extend_from_slice(&total.to_be_bytes());
+        v.extend_from_slice(&ident.to_be_bytes());
+        v.extend_from_slice(&frag.to_be_bytes());
+        v.extend_from_slice(&[64, proto, 0, 0]);
+        v.extend_from_slice(&src);
+        v.extend_from_slice(&dst);
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn tcp(sport: u16, dport: u16, flags: u8, data: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&sport.to_be_bytes());
+        v.extend_from_slice(&dport.to_be_bytes());
+        v.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        v.extend_from_slice(data);
+        v
+    }
+
+    fn udp(sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&sport.to_be_bytes());
+        v.extend_from_slice(&dport.to_be_bytes());
+        v.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+        v.extend_from_slice(&[0, 0]);
+        v.extend_from_slice(data);
+        v
+    }
+
+    fn add(t: &mut FlowTable, pkt: &[u8]) {
+        t.add_packet(RAW, pkt, pkt.len() as u32, 1_000);
+    }
+
+    fn only(t: &FlowTable) -> Connection {
+        let all: Vec<_> = t.connections().collect();
+        assert_eq!(all.len(), 1, "{all:?}");
+        all[0]
+    }
+
+    fn v4(b: [u8; 4]) -> IpAddr {
+        IpAddr::from(b)
+    }
+
+    #[test]
+    fn syn_sender_is_client_even_from_a_low_port() {
+        let mut t = FlowTable::new();
+        add(&mut t, &ipv4(A, B, 6, 0, 0, &tcp(80, 50000, SYN, b"")));
+        add(
+            &mut t,
+            &ipv4(B, A, 6, 0, 0, &tcp(50000, 80, SYN | ACK, b"")),
+        );
+        let c = only(&t);
+        assert_eq!(
+            (c.client, c.client_port, c.server, c.server_port),
+            (v4(A), 80, v4(B), 50000)
+        );
+        assert_eq!((c.counters.pkts_sent, c.counters.pkts_rcvd), (1, 1));
+    }
+
+    #[test]
+    fn syn_ack_sender_is_server() {
+        let mut t = FlowTable::new();
+        add(
+            &mut t,
+            &ipv4(B, A, 6, 0, 0, &tcp(2000, 3000, SYN | ACK, b"")),
+        );
+        let c = only(&t);
+        assert_eq!(
+            (c.client, c.client_port, c.server_port),
+            (v4(A), 3000, 2000)
+        );
+        assert_eq!(c.counters.pkts_rcvd, 1);
+    }
+
+    #[test]
+    fn mid_stream_tcp_goes_by_port_rank() {
+        let mut t = FlowTable::new();
+        add(&mut t, &ipv4(B, A, 6, 0, 0, &tcp(443, 51000, ACK, b"x")));
+        let c = only(&t);
+        assert_eq!(
+            (c.client, c.client_port, c.server, c.server_port),
+            (v4(A), 51000, v4(B), 443)
+        );
+        assert_eq!((c.counters.pkts_sent, c.counters.pkts_rcvd), (0, 1));
+    }
+
+    #[test]
+    fn icmp_reply_sender_is_server() {
+        let mut t = FlowTable::new();
+        add(&mut t, &ipv4(B, A, 1, 0, 0, &[0, 0, 0, 0, 0, 1, 0, 1]));
+        add(&mut t, &ipv4(A, B, 1, 0, 0, &[8, 0, 0, 0, 0, 1, 0, 2]));
+        let c = only(&t);
+        assert_eq!(
+            (c.client, c.server, c.server_port, c.proto),
+            (v4(A), v4(B), 0, 1)
+        );
+        assert_eq!((c.counters.pkts_sent, c.counters.pkts_rcvd), (1, 1));
+    }
+
+    #[test]
+    fn equal_ports_go_by_first_packet() {
+        let mut t = FlowTable::new();
+        add(&mut t, &ipv4(B, A, 17, 0, 0, &udp(53, 53, b"q")));
+        let c = only(&t);
+        assert_eq!((c.client, c.server), (v4(B), v4(A)));
+    }
+
+    #[test]
+    fn rotation_keeps_active_zeroed_and_forgets_idle() {
+        let mut t = FlowTable::new();
+        add(&mut t, &ipv4(A, B, 17, 0, 0, &udp(53, 53, b"q")));
+        add(&mut t, &ipv4(A, B, 17, 0, 0, &udp(40000, 123, b"q")));
+        let first = t.rotate();
+        assert_eq!(first.len(), 2);
+        assert_eq!(first.stats().received, 2);
+        assert_eq!(t.len(), 2);
+        assert!(t.connections().all(|c| c.counters == Counters::default()));
+        assert_eq!(t.stats().received, 0);
+        // The 53<->53 flow goes on, in the other direction: orientation is kept.
+        add(&mut t, &ipv4(B, A, 17, 0, 0, &udp(53, 53, b"r")));
+        let second = t.rotate();
+        let c: Vec<_> = second.connections().collect();
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            (
+                c[0].client,
+                c[0].counters.pkts_rcvd,
+                c[0].counters.pkts_sent
+            ),
+            (v4(A), 1, 0)
+        );
+        // The NTP flow was idle for a whole interval: forgotten.
+        assert_eq!(t.len(), 1);
+        let third = t.rotate();
+        assert!(third.is_empty());
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn later_fragments_join_the_first_fragments_connection() {
+        let mut t = FlowTable::new();
+        add(
+            &mut t,
+            &ipv4(A, B, 17, 0x2000, 77, &udp(40000, 53, &[0; 24])),
+        );
+        add(&mut t, &ipv4(A, B, 17, 4, 77, &[0; 16]));
+        let c = only(&t);
+        assert_eq!(
+            (c.client_port, c.server_port, c.counters.pkts_sent),
+            (40000, 53, 2)
+        );
+        assert_eq!(t.stats().fragments, 2);
+        assert_eq!(t.stats().fragments_unmatched, 0);
+    }
+
+    #[test]
+    fn orphan_fragments_count_with_port_zero() {
+        let mut t = FlowTable::new();
+        add(&mut t, &ipv4(A, B, 17, 4, 78, &[0; 16]));
+        let c = only(&t);
+        assert_eq!((c.server_port, c.proto, c.counters.pkts_sent), (0, 17, 1));
+        assert_eq!(t.stats().fragments_unmatched, 1);
+    }
+
+    #[test]
+    fn ipv6_fragments() {
+        let mut t = FlowTable::new();
+        let ip6 = |next: u8, body: &[u8]| {
+            let mut v = vec![0x60, 0, 0, 0];
+            v.extend_from_slice(&(body.len() as u16).to_be_bytes());
+            v.extend_from_slice(&[next, 64]);
+            v.extend_from_slice(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+            v.extend_from_slice(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+            v.extend_from_slice(body);
+            v
+        };
+        let mut first = vec![17, 0, 0x00, 0x01, 0, 0, 0, 9];
+        first.extend_from_slice(&udp(5000, 53, &[0; 8]));
+        add(&mut t, &ip6(44, &first));
+        add(
+            &mut t,
+            &ip6(44, &[17, 0, 0x00, 0x10, 0, 0, 0, 9, 1, 2, 3, 4]),
+        );
+        let c = only(&t);
+        assert_eq!(
+            (c.client_port, c.server_port, c.counters.pkts_sent),
+            (5000, 53, 2)
+        );
+    }
+
+    #[test]
+    fn malformed_ip_still_counts_with_port_zero() {
+        let mut t = FlowTable::new();
+        let mut bad = ipv4(A, B, 6, 0, 0, &tcp(1234, 80, SYN, b""));
+        bad[0] = 0x43; // IHL 3
+        add(&mut t, &bad);
+        let truncated = ipv4(A, B, 6, 0, 0, &[0x04, 0xd2, 0x00]);
+        add(&mut t, &truncated);
+        let c = only(&t);
+        assert_eq!((c.server_port, c.proto, c.counters.packets()), (0, 6, 2));
+        assert_eq!(t.stats().bad_header, 1);
+        assert_eq!(t.stats().truncated_transport, 1);
+        assert_eq!(t.stats().ipv4, 2);
+        // Not IP at all: counted, not in a flow.
+        add(&mut t, &[0x45, 0, 0]);
+        assert_eq!((t.stats().non_ip, t.stats().truncated, t.len()), (1, 1, 1));
+    }
+
+    #[test]
+    fn into_block_aggregates_client_ports_and_fills_stats() {
+        let mut t = FlowTable::new();
+        add(&mut t, &ipv4(A, B, 6, 0, 0, &tcp(50001, 443, SYN, b"")));
+        add(&mut t, &ipv4(A, B, 6, 0, 0, &tcp(50002, 443, SYN, b"")));
+        add(
+            &mut t,
+            &ipv4(B, A, 6, 0, 0, &tcp(443, 50002, SYN | ACK, b"")),
+        );
+        t.add_packet(RAW, &[0x10], 60, 1_000);
+        let flows = t.rotate();
+        let block = flows.into_block(
+            1_200,
+            CaptureStats {
+                packets_dropped: 3,
+                ..CaptureStats::default()
+            },
+        );
+        assert_eq!(block.timestamp, 1_200);
+        assert_eq!(
+            block.stats,
+            CaptureStats {
+                packets_received: 4,
+                packets_dropped: 3,
+                packets_if_dropped: 0,
+                packets_non_ip: 1
+            }
+        );
+        assert_eq!(block.rows.len(), 1);
+        let row = block.rows[0];
+        assert_eq!(
+            (row.key.sip, row.key.dip, row.key.proto, row.key.dport),
+            (v4(A), v4(B), 6, 443)
+        );
+        assert_eq!(
+            (
+                row.counters.pkts_sent,
+                row.counters.pkts_rcvd,
+                row.counters.bytes_sent
+            ),
+            (2, 1, 80)
+        );
+        // Caller-supplied counts are kept.
+        let mut t = FlowTable::new();
+        add(&mut t, &ipv4(A, B, 6, 0, 0, &tcp(50001, 443, SYN, b"")));
+        let block = t.rotate().into_block(
+            1_200,
+            CaptureStats {
+                packets_received: 9,
+                packets_non_ip: 5,
+                ..CaptureStats::default()
+            },
+        );
+        assert_eq!(
+            (block.stats.packets_received, block.stats.packets_non_ip),
+            (9, 5)
+        );
+    }
+
+    #[test]
+    fn payload_reaches_the_l7_classifier() {
+        let mut t = FlowTable::new();
+        add(
+            &mut t,
+            &ipv4(
+                A,
+                B,
+                6,
+                0,
+                0,
+                &tcp(
+                    50123,
+                    8080,
+                    ACK,
+                    b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n",
+                ),
+            ),
+        );
+        assert_eq!(only(&t).l7, godb::l7::HTTP);
+    }
+
+    #[test]
+    fn connection_entry_stays_small() {
+        // Key + value of the hash table, the bulk of the per-flow memory budget (200 B).
+        let entry = std::mem::size_of::<(ConnKey, Conn)>();
+        assert!(entry <= 128, "{entry} bytes per connection entry");
     }
 }
