@@ -360,6 +360,14 @@ pub(crate) fn decode(
     let raw_len = meta.raw_len as usize;
     let mut buf;
     let bytes: &[u8] = if lz4 {
+        // lz4 cannot expand data more than about 255-fold: refuse to allocate for a
+        // length that the payload cannot possibly produce.
+        if raw_len > payload.len().saturating_mul(256).saturating_add(64) {
+            return Err(BlockErrorKind::BadLength(format!(
+                "raw length {raw_len} impossible for an lz4 payload of {} bytes",
+                payload.len()
+            )));
+        }
         buf = vec![0u8; raw_len];
         let n = lz4_flex::block::decompress_into(payload, &mut buf)
             .map_err(|e| BlockErrorKind::Decompress(e.to_string()))?;
@@ -479,6 +487,22 @@ mod tests {
         assert_eq!(encode_uint(&[256], 4).tag() & tag::WIDTH_MASK, 2);
         assert_eq!(encode_uint(&[u64::MAX], 4).tag() & tag::WIDTH_MASK, 4);
         assert_eq!(encode_uint(&[70_000], 2).tag() & tag::WIDTH_MASK, 2);
+    }
+
+    #[test]
+    fn highly_compressible_blocks_decode() {
+        // lz4's best ratio (a long run) must pass the allocation guard.
+        let values = vec![7u64; 1 << 21];
+        let e = encode_uint_column(Column::PktsSent, &values);
+        assert!(e.bytes.len() < values.len() / 200);
+        let d = decode(
+            Column::PktsSent,
+            &e.bytes,
+            &meta_for(&e),
+            values.len() as u32,
+            0,
+        );
+        assert_eq!(d, Ok(Decoded::Uint(values)));
     }
 
     #[test]
