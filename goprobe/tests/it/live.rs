@@ -636,3 +636,31 @@ fn live_capture_on_a_veth_pair_stores_exactly_the_injected_packets() {
     drop(guard);
     drop(net);
 }
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    if !can_run() {
+        return;
+    }
+    let net = match Netns::create("s") {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("note: cannot create network namespaces ({e}), skipping");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let conf = dir.path().join("goprobe.toml");
+    write_config(&conf, &db, "", std::slice::from_ref(&net.capture_if));
+    let probe = Probe::start(&net, &["-c".as_ref(), conf.as_os_str()]);
+    // Stopped, goprobe collects SIGINT and SIGTERM as pending; on SIGCONT its signal
+    // thread takes SIGINT (the shutdown starts) and at once SIGTERM: the second signal.
+    probe.signal(libc::SIGSTOP);
+    probe.signal(libc::SIGINT);
+    probe.signal(libc::SIGTERM);
+    probe.signal(libc::SIGCONT);
+    let (code, log) = probe.stop();
+    assert_eq!(code, Some(128 + libc::SIGTERM), "log:\n{log}");
+    assert!(log.contains("again: exiting at once"), "{log}");
+}
