@@ -51,14 +51,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub config: Option<String>,
 
-    /// Interfaces, comma-separated, or `any` for all.
-    #[arg(
-        short = 'i',
-        long = "ifaces",
-        value_name = "IFACE[,IFACE...]",
-        default_value = "any"
-    )]
-    pub ifaces: String,
+    /// Interfaces, comma-separated, or `any` for all (with an iface column) [default:
+    /// all; the iface column only when the database has several].
+    #[arg(short = 'i', long = "ifaces", value_name = "IFACE[,IFACE...]")]
+    pub ifaces: Option<String>,
 
     /// Condition on the flows, e.g. 'dport = 443 & proto = tcp'.
     #[arg(

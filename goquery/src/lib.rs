@@ -172,14 +172,13 @@ pub fn statement(args: &Args, query: &str, now: i64) -> anyhow::Result<Statement
             other => usage(other.to_string()),
         })?;
     }
-    let ifaces: Vec<String> = if args.ifaces.trim().eq_ignore_ascii_case("any") {
-        s.attributes.iface = true;
-        Vec::new()
-    } else {
-        args.ifaces
-            .split(',')
-            .map(|i| i.trim().to_string())
-            .collect()
+    let ifaces: Vec<String> = match args.ifaces.as_deref().map(str::trim) {
+        None => Vec::new(),
+        Some(any) if any.eq_ignore_ascii_case("any") => {
+            s.attributes.iface = true;
+            Vec::new()
+        }
+        Some(list) => list.split(',').map(|i| i.trim().to_string()).collect(),
     };
     s = s.with_ifaces(ifaces).map_err(|e| usage(e.to_string()))?;
     if let Some(sort) = &args.sort_by {
@@ -243,7 +242,13 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
     }
     let now = chrono::Utc::now().timestamp();
     let stmt = statement(args, query, now)?;
+    let mut stmt = stmt;
     let db = open_db(&db_path(args)?)?;
+    if args.ifaces.is_none() {
+        // All interfaces by default; name them in the result when there are several.
+        let n = db.interfaces().map(|i| i.len()).unwrap_or(0);
+        stmt.attributes.iface |= n > 1;
+    }
     let result = run_query(&db, &stmt).map_err(|e| {
         let code = match e {
             QueryError::MemoryLimit { .. } => exit::MEMORY,

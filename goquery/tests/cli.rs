@@ -189,8 +189,13 @@ fn every_query_type_runs() {
 #[test]
 fn several_interfaces_add_the_iface_label() {
     let e = env();
-    for ifaces in ["eth0,eth1", "any"] {
-        let v = json(&e.db, &["talk_dst", "-i", ifaces]);
+    for ifaces in ["eth0,eth1", "any", ""] {
+        let args: &[&str] = if ifaces.is_empty() {
+            &["talk_dst"]
+        } else {
+            &["talk_dst", "-i", ifaces]
+        };
+        let v = json(&e.db, args);
         let rows = v["rows"].as_array().unwrap();
         assert!(
             rows.iter().all(|r| r["labels"]["iface"].is_string()),
@@ -555,6 +560,8 @@ fn replayed_captures_match_the_oracle() {
         e.1 += n("br") + n("bs");
     }
     assert_eq!(got, want);
+    // One interface, none named: no iface label.
+    assert!(v["rows"][0].get("labels").is_none());
     let t = &v["summary"]["totals"];
     let packets: u64 = want.values().map(|p| p.0).sum();
     assert_eq!(
