@@ -193,7 +193,8 @@ fn text(c: &Ctx<'_>) -> Verdict {
     }
     if HTTP_METHODS.iter().any(|m| line.starts_with(m)) {
         if udp {
-            if line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0") {
+            let star = line.starts_with(b"M-SEARCH * ") || line.starts_with(b"NOTIFY * ");
+            if star && (line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0")) {
                 return Strong(l7::SSDP);
             }
         } else if contains(line, b" HTTP/1.") || line.len() == p.len().min(512) {
@@ -276,8 +277,16 @@ fn text_tcp(c: &Ctx<'_>, line: &[u8]) -> Verdict {
         return Strong(l7::VNC);
     }
     // Server greetings.
-    if line.starts_with(b"+OK") {
-        return Strong(if c.port(6379) { l7::REDIS } else { l7::POP3 });
+    if line == b"+OK" || line == b"+PONG" {
+        // A bare Redis status reply (POP3 greets with text after "+OK").
+        return if c.port(6379) {
+            Strong(l7::REDIS)
+        } else {
+            Weak(l7::REDIS)
+        };
+    }
+    if line.starts_with(b"+OK ") {
+        return Strong(l7::POP3);
     }
     if line.starts_with(b"* OK") || line.starts_with(b"* PREAUTH") {
         return Strong(l7::IMAP);
@@ -908,11 +917,7 @@ fn openvpn(p: &[u8], c: &Ctx<'_>) -> Option<Verdict> {
                 let b = if c.proto == TCP { o.get(2) } else { o.first() };
                 b.map(|b| matches!(b >> 3, 1 | 7 | 10))
             });
-            Some(if other_reset == Some(true) {
-                Strong(l7::OPENVPN)
-            } else {
-                Candidate(l7::OPENVPN)
-            })
+            (other_reset == Some(true)).then_some(Strong(l7::OPENVPN))
         }
         _ => None,
     }
@@ -933,17 +938,11 @@ fn udp_binary(c: &Ctx<'_>) -> Verdict {
     {
         return Strong(l7::DHCP);
     }
-    if c.port_in(&[546, 547]) && (1..=13).contains(&p[0]) && p.len() >= 4 {
+    if c.port_in(&[546, 547]) && dhcpv6(p) {
         return Strong(l7::DHCPV6);
     }
-    if c.port(123) && (p.len() == 48 || (p.len() > 48 && p.len() <= 120) || p.len() >= 12) {
-        let ver = (p[0] >> 3) & 7;
-        let mode = p[0] & 7;
-        if (1..=4).contains(&ver)
-            && ((1..=5).contains(&mode) && p.len() >= 48 || mode == 6 || mode == 7)
-        {
-            return Strong(l7::NTP);
-        }
+    if c.port(123) && ntp(p) {
+        return Strong(l7::NTP);
     }
     if c.port(138) && p.len() >= 14 && (0x10..=0x16).contains(&p[0]) {
         return Strong(l7::NETBIOS);
@@ -969,6 +968,8 @@ fn udp_binary(c: &Ctx<'_>) -> Verdict {
         && p.len() >= 20
         && matches!(p[0], 1..=5 | 11..=13 | 40..=45)
         && be16(p, 2).map(usize::from) == Some(p.len())
+        && radius_attributes(&p[20..])
+        && !slp_v1(p)
     {
         return Strong(l7::RADIUS);
     }
@@ -1010,11 +1011,7 @@ fn udp_binary(c: &Ctx<'_>) -> Verdict {
             }
         }
     }
-    if c.port(5351)
-        && p.len() >= 2
-        && matches!(p[0], 0 | 2)
-        && (p[1] <= 2 || (128..=130).contains(&p[1]))
-    {
+    if c.port(5351) && natpmp(p) {
         return Strong(l7::NATPMP);
     }
     // SLP v2: version 2, function 1..11, 3-byte length equal to the datagram.
@@ -1025,12 +1022,7 @@ fn udp_binary(c: &Ctx<'_>) -> Verdict {
         }
     }
     // SLP v1 (port 427 only).
-    if c.port(427)
-        && p.len() >= 12
-        && p[0] == 1
-        && (1..=10).contains(&p[1])
-        && be16(p, 2).map(usize::from) == Some(p.len())
-    {
+    if c.port(427) && slp_v1(p) {
         return Strong(l7::SLP);
     }
     // BACnet/IP BVLC: type 0x81, function, length.
@@ -1102,10 +1094,6 @@ fn udp_binary(c: &Ctx<'_>) -> Verdict {
             return Strong(l7::BITTORRENT);
         }
     }
-    // OpenVPN over UDP.
-    if let Some(v) = openvpn(p, c) {
-        return v;
-    }
     // CoAP: version 1, token length <= 8, code class 0/2/4/5.
     if p.len() >= 4
         && p[0] >> 6 == 1
@@ -1131,8 +1119,96 @@ fn udp_binary(c: &Ctx<'_>) -> Verdict {
             return Strong(l7::DCERPC);
         }
     }
+    // OpenVPN over UDP.
+    if let Some(v) = openvpn(p, c) {
+        return v;
+    }
     // RTCP (payload types 200..=207) and RTP (version 2).
     rtp(c)
+}
+
+/// SLP v1 header: version 1, function, length, flags, dialect 0, a two-letter
+/// language code and a character encoding (US-ASCII 3, UTF-8 106, UCS-2 1000, ...).
+fn slp_v1(p: &[u8]) -> bool {
+    p.len() >= 12
+        && p[0] == 1
+        && (1..=10).contains(&p[1])
+        && be16(p, 2).map(usize::from) == Some(p.len())
+        && p[5] == 0
+        && p[6..8].iter().all(u8::is_ascii_alphabetic)
+        && matches!(be16(p, 8), Some(3 | 4 | 106 | 1000 | 1001 | 1015))
+}
+
+/// The first RADIUS attributes (type, length >= 2, value) must fit the message
+/// (only the first four are checked: real captures carry malformed tails).
+fn radius_attributes(mut a: &[u8]) -> bool {
+    for _ in 0..4 {
+        if a.is_empty() {
+            return true;
+        }
+        let len = usize::from(*a.get(1).unwrap_or(&0));
+        if a[0] == 0 || len < 2 || len > a.len() {
+            return false;
+        }
+        a = &a[len..];
+    }
+    true
+}
+
+/// DHCPv6: message type, then options (code, length) that end with the datagram;
+/// relay messages carry hop count and two addresses first.
+fn dhcpv6(p: &[u8]) -> bool {
+    let start = match p.first() {
+        Some(1..=11) => 4,
+        Some(12 | 13) => 34,
+        _ => return false,
+    };
+    let mut i = start;
+    let mut options = 0;
+    while i < p.len() {
+        let Some(len) = be16(p, i + 2) else {
+            return false;
+        };
+        i += 4 + usize::from(len);
+        options += 1;
+    }
+    i == p.len() && options > 0
+}
+
+/// NTP: version 1..4; client/server modes have a 48-byte header (plus an optional
+/// key id and digest) and a sane stratum; control (6) and private (7) modes are short.
+fn ntp(p: &[u8]) -> bool {
+    let Some(&b0) = p.first() else {
+        return false;
+    };
+    let (ver, mode) = ((b0 >> 3) & 7, b0 & 7);
+    if !(1..=4).contains(&ver) {
+        return false;
+    }
+    match mode {
+        1..=5 => matches!(p.len(), 48 | 52 | 60 | 68 | 72) && p[1] <= 16,
+        6 => {
+            let count = usize::from(be16(p, 10).unwrap_or(u16::MAX));
+            p.len() >= 12 && 12 + count <= p.len() && p.len() <= 12 + count + 3 + 24
+        }
+        7 => ver >= 2 && p.len() >= 8 && p.len() <= 512 && matches!(p.get(2), Some(0 | 2 | 3)),
+        _ => false,
+    }
+}
+
+/// NAT-PMP (version 0) requests and responses have fixed sizes; PCP (version 2)
+/// messages are 24..=1100 bytes in 4-byte units.
+fn natpmp(p: &[u8]) -> bool {
+    match (p.first(), p.get(1), p.len()) {
+        (Some(0), Some(0), 2) => true,
+        (Some(0), Some(1 | 2), 12) => true,
+        (Some(0), Some(128), 12) => true,
+        (Some(0), Some(129 | 130), 16) => true,
+        (Some(2), Some(op), n) => {
+            op & 0x7f <= 2 && p.get(2) == Some(&0) && (24..=1100).contains(&n) && n % 4 == 0
+        }
+        _ => false,
+    }
 }
 
 fn quic(p: &[u8]) -> Option<Verdict> {
@@ -1209,5 +1285,7 @@ fn rtp(c: &Ctx<'_>) -> Verdict {
     Candidate(l7::RTP)
 }
 
+#[cfg(test)]
+mod fixtures;
 #[cfg(test)]
 mod tests;

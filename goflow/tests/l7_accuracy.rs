@@ -274,6 +274,13 @@ const NDPI_ALSO: &[(&str, u16)] = &[
     ("LDAPS", l7::LDAP),
 ];
 
+/// Whether our id `id` is a right answer for nDPI's flow: its master protocol, or its
+/// application protocol when that is one of ours (nDPI files SMB under NetBIOS:
+/// `NetBIOS.SMBv23`).
+fn agrees_flow(n: &NdpiFlow, id: u16) -> bool {
+    agrees(&n.master, id) || (!n.app.is_empty() && ndpi_id(&n.app) == Some(id))
+}
+
 /// Whether our id `id` is a right answer for nDPI master `master`.
 fn agrees(master: &str, id: u16) -> bool {
     ndpi_id(master) == Some(id) || NDPI_ALSO.iter().any(|&(n, i)| n == master && i == id)
@@ -290,6 +297,8 @@ fn ndpi_id(master: &str) -> Option<u16> {
 #[derive(Debug, Clone)]
 struct NdpiFlow {
     master: String,
+    /// nDPI's application protocol (after the dot), if any.
+    app: String,
     /// Whether nDPI's confidence is a payload inspection.
     dpi: bool,
     bytes: u64,
@@ -353,7 +362,10 @@ fn parse_ndpi(text: &str) -> HashMap<Key, NdpiFlow> {
             continue;
         };
         let name = &rest[slash + 1..rest.find(']').unwrap_or(rest.len())];
-        let master = name.split('.').next().unwrap_or(name).to_string();
+        let (master, app) = match name.split_once('.') {
+            Some((m, a)) => (m.to_string(), a.to_string()),
+            None => (name.to_string(), String::new()),
+        };
         let dpi = line
             .find("[Confidence: ")
             .is_some_and(|i| line[i + 13..].starts_with("DPI"));
@@ -361,8 +373,12 @@ fn parse_ndpi(text: &str) -> HashMap<Key, NdpiFlow> {
             .find(" pkts/")
             .map(|i| parse_bytes(&line[i..]))
             .unwrap_or(0);
-        out.entry(key(proto, a, b))
-            .or_insert(NdpiFlow { master, dpi, bytes });
+        out.entry(key(proto, a, b)).or_insert(NdpiFlow {
+            master,
+            app,
+            dpi,
+            bytes,
+        });
     }
     out
 }
@@ -443,7 +459,7 @@ fn evaluate(t: &mut Totals, file: &str, ndpi: &HashMap<Key, NdpiFlow>, ours: &Ha
             c.truth_bytes += n.bytes;
             t.truth += 1;
             t.truth_bytes += n.bytes;
-            if detected.is_some_and(|d| agrees(&n.master, d)) {
+            if detected.is_some_and(|d| agrees_flow(n, d)) {
                 c.tp += 1;
                 c.tp_bytes += n.bytes;
                 t.agree += 1;
@@ -462,7 +478,7 @@ fn evaluate(t: &mut Totals, file: &str, ndpi: &HashMap<Key, NdpiFlow>, ours: &Ha
                 t.per.entry(d).or_default().ours += 1;
                 t.detections_vs_dpi += 1;
                 t.detections_vs_dpi_bytes += n.bytes;
-                if truth_id.is_none() || !agrees(&n.master, d) {
+                if truth_id.is_none() || !agrees_flow(n, d) {
                     t.contradicted += 1;
                     t.contradicted_bytes += n.bytes;
                     let ours_name = l7::name(d).unwrap_or("?").to_string();
