@@ -1,5 +1,6 @@
 //! Layer-7 accuracy against nDPI: replays every capture of nDPI's test suite
-//! (`../shared/pcaps/ndpi`), classifies each connection with godpi, matches it to
+//! (`../shared/pcaps/ndpi`) through goflow's `FlowTable` (which classifies each
+//! connection with `godpi::L7State`), matches each connection to
 //! nDPI's expected flow line (`../shared/pcaps/ndpi-results/NAME.out`) by 5-tuple in
 //! either orientation, and measures per-protocol precision and recall and the overall
 //! agreement by flows and by bytes. The test asserts the targets of issue 5 (or the
@@ -17,175 +18,6 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use godb::l7;
-
-/// A small private packet decoder, only until goflow's `FlowTable` lands: link layers
-/// (Ethernet + VLAN + PPPoE, Linux cooked v1/v2, BSD loopback, raw IP), IPv4 (first
-/// fragments only), IPv6 (extension headers), TCP and UDP payloads.
-mod decode {
-    use super::{key, Key, Ours};
-    use godpi::L7State;
-    use std::collections::HashMap;
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-    use std::path::Path;
-
-    struct Conn {
-        client: (IpAddr, u16),
-        server_port: u16,
-        state: L7State,
-    }
-
-    fn be16(p: &[u8], i: usize) -> Option<u16> {
-        Some(u16::from_be_bytes([*p.get(i)?, *p.get(i + 1)?]))
-    }
-
-    /// The IP packet inside a frame of link type `dlt`.
-    fn ip_of(dlt: i32, d: &[u8]) -> Option<&[u8]> {
-        match dlt {
-            1 => {
-                let mut et = be16(d, 12)?;
-                let mut off = 14;
-                while et == 0x8100 || et == 0x88a8 || et == 0x9100 {
-                    et = be16(d, off + 2)?;
-                    off += 4;
-                }
-                if et == 0x8864 {
-                    let ppp = be16(d, off + 6)?;
-                    off += 8;
-                    et = match ppp {
-                        0x0021 => 0x0800,
-                        0x0057 => 0x86dd,
-                        _ => return None,
-                    };
-                }
-                (et == 0x0800 || et == 0x86dd)
-                    .then(|| d.get(off..))
-                    .flatten()
-            }
-            113 => d.get(16..),
-            276 => d.get(20..),
-            0 | 108 => d.get(4..),
-            12 | 14 | 101 | 228 | 229 => Some(d),
-            _ => None,
-        }
-    }
-
-    /// (proto, src, dst, sport, dport, payload, tcp flags)
-    type Transport<'a> = (u8, IpAddr, IpAddr, u16, u16, &'a [u8], u8);
-
-    fn transport(ip: &[u8]) -> Option<Transport<'_>> {
-        let ver = ip.first()? >> 4;
-        let (proto, src, dst, l4) = if ver == 4 {
-            let ihl = usize::from(ip[0] & 0x0f) * 4;
-            let total = usize::from(be16(ip, 2)?);
-            let frag = be16(ip, 6)? & 0x1fff;
-            if frag != 0 || ihl < 20 {
-                return None;
-            }
-            let src: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
-            let dst: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
-            let end = total.min(ip.len()).max(ihl);
-            (
-                ip[9],
-                IpAddr::V4(Ipv4Addr::from(src)),
-                IpAddr::V4(Ipv4Addr::from(dst)),
-                ip.get(ihl..end)?,
-            )
-        } else if ver == 6 {
-            let src: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
-            let dst: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
-            let plen = usize::from(be16(ip, 4)?);
-            let mut next = *ip.get(6)?;
-            let mut off = 40;
-            let end = (40 + plen).min(ip.len());
-            loop {
-                match next {
-                    0 | 43 | 60 => {
-                        next = *ip.get(off)?;
-                        off += (usize::from(*ip.get(off + 1)?) + 1) * 8;
-                    }
-                    44 => {
-                        if be16(ip, off + 2)? & 0xfff8 != 0 {
-                            return None;
-                        }
-                        next = *ip.get(off)?;
-                        off += 8;
-                    }
-                    _ => break,
-                }
-            }
-            (
-                next,
-                IpAddr::V6(Ipv6Addr::from(src)),
-                IpAddr::V6(Ipv6Addr::from(dst)),
-                ip.get(off..end.max(off))?,
-            )
-        } else {
-            return None;
-        };
-        let sport = be16(l4, 0)?;
-        let dport = be16(l4, 2)?;
-        match proto {
-            6 => {
-                let hl = usize::from(*l4.get(12)? >> 4) * 4;
-                Some((
-                    proto,
-                    src,
-                    dst,
-                    sport,
-                    dport,
-                    l4.get(hl..).unwrap_or(&[]),
-                    l4[13],
-                ))
-            }
-            17 => Some((proto, src, dst, sport, dport, l4.get(8..).unwrap_or(&[]), 0)),
-            _ => None,
-        }
-    }
-
-    /// Replays one capture into per-connection labels, `None` if it cannot be read.
-    pub(super) fn replay(path: &Path) -> Option<HashMap<Key, Ours>> {
-        let mut cap = pcap::Capture::from_file(path).ok()?;
-        let dlt = cap.get_datalink().0;
-        let mut conns: HashMap<Key, Conn> = HashMap::new();
-        while let Ok(pkt) = cap.next_packet() {
-            let Some(ip) = ip_of(dlt, pkt.data) else {
-                continue;
-            };
-            let Some((proto, src, dst, sport, dport, payload, flags)) = transport(ip) else {
-                continue;
-            };
-            let k = key(proto, (src, sport), (dst, dport));
-            let c = conns.entry(k).or_insert_with(|| {
-                // A SYN-ACK names the server as its sender.
-                let client = if proto == 6 && flags & 0x12 == 0x12 {
-                    (dst, dport)
-                } else {
-                    (src, sport)
-                };
-                let server_port = if client == (src, sport) { dport } else { sport };
-                Conn {
-                    client,
-                    server_port,
-                    state: L7State::default(),
-                }
-            });
-            if !c.state.is_decided() && !payload.is_empty() {
-                let from_client = (src, sport) == c.client;
-                c.state
-                    .observe(from_client, proto, c.client.1, c.server_port, payload);
-            }
-        }
-        Some(
-            conns
-                .into_iter()
-                .map(|(k, c)| {
-                    let label = c.state.label(k.0, c.client.1, c.server_port);
-                    (k, Ours { label })
-                })
-                .collect(),
-        )
-    }
-}
 
 /// nDPI master protocol names and the godb l7 id they correspond to. nDPI splits
 /// some of our protocols by port or variant (IMAPS is TLS on 993, SMBv1/SMBv23, ...).
@@ -563,13 +395,37 @@ fn report(t: &Totals) -> String {
     s
 }
 
+/// Replays one capture through goflow's flow table into per-connection labels,
+/// `None` if it cannot be read.
+fn replay(path: &Path) -> Option<HashMap<Key, Ours>> {
+    let mut cap = pcap::Capture::from_file(path).ok()?;
+    let link = goflow::LinkType::from_dlt(cap.get_datalink().0);
+    let mut table = goflow::FlowTable::new();
+    while let Ok(pkt) = cap.next_packet() {
+        table.add_packet(link, pkt.data, pkt.header.len, pkt.header.ts.tv_sec);
+    }
+    Some(
+        table
+            .connections()
+            .map(|c| {
+                let k = key(
+                    c.proto,
+                    (c.client, c.client_port),
+                    (c.server, c.server_port),
+                );
+                (k, Ours { label: c.l7 })
+            })
+            .collect(),
+    )
+}
+
 type Replayed = (HashMap<Key, NdpiFlow>, HashMap<Key, Ours>);
 
 fn run_file(path: &Path, results: &Path) -> Option<Replayed> {
     let name = path.file_name()?.to_str()?;
     let text = std::fs::read(results.join(format!("{name}.out"))).ok()?;
     let ndpi = parse_ndpi(&String::from_utf8_lossy(&text));
-    let ours = decode::replay(path)?;
+    let ours = replay(path)?;
     Some((ndpi, ours))
 }
 
