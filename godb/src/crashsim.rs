@@ -415,3 +415,46 @@ fn the_simulation_catches_a_missing_fsync() {
         "{failures:?}"
     );
 }
+
+#[test]
+fn a_failed_append_leaves_a_consistent_database_and_the_next_append_works() {
+    // Make each file operation of an append fail in turn; the append reports the error,
+    // the database stays readable, and the next append succeeds.
+    let mut n = 0;
+    loop {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path()).unwrap();
+        let mut w = db.writer("eth0").unwrap();
+        let (a, b, c) = (
+            block(1, MIDNIGHT - 300),
+            block(2, MIDNIGHT),
+            block(3, MIDNIGHT + 300),
+        );
+        w.append(&a).unwrap();
+        journal::fail_after(Some(n));
+        let failed = w.append(&b).is_err();
+        journal::fail_after(None);
+        let got = read_all(&db).unwrap();
+        // The block is visible only if the failure came after its rename.
+        assert!(
+            got.len() == 1 || got.len() == 2,
+            "op {n}: {} blocks",
+            got.len()
+        );
+        check(&got, &[a.clone(), b.clone()], 1).unwrap();
+        w.append(&c).unwrap();
+        let got = read_all(&db).unwrap();
+        let want: Vec<Block> = if got.len() == 3 {
+            vec![a, b, c]
+        } else {
+            vec![a, c]
+        };
+        check(&got, &want, want.len()).unwrap();
+        if !failed {
+            // n is past the last operation of an append: every operation was covered.
+            assert!(n > 20, "only {n} operations per append");
+            break;
+        }
+        n += 1;
+    }
+}

@@ -13,6 +13,14 @@ use crate::db::DIR_MODE;
 /// Permission bits of every file godb creates.
 pub(crate) const FILE_MODE: u32 = 0o640;
 
+/// In test builds, fails if the failure injection says so.
+macro_rules! inject {
+    () => {
+        #[cfg(test)]
+        journal::maybe_fail()?;
+    };
+}
+
 macro_rules! record {
     ($op:expr) => {
         #[cfg(test)]
@@ -27,6 +35,7 @@ pub(crate) fn acked() {
 
 /// Creates `path` and missing parents with mode 0750.
 pub(crate) fn mkdir_all(path: &Path) -> io::Result<()> {
+    inject!();
     #[cfg(test)]
     let missing: Vec<std::path::PathBuf> = path
         .ancestors()
@@ -47,6 +56,7 @@ pub(crate) fn mkdir_all(path: &Path) -> io::Result<()> {
 /// Makes the entries of folder `path` durable.
 #[cfg_attr(not(test), allow(unused_variables))]
 pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
+    inject!();
     File::open(path)?.sync_all()?;
     record!(journal::Op::SyncDir(path.to_path_buf()));
     Ok(())
@@ -54,6 +64,7 @@ pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
 
 /// Opens `path` for writing, creating it (empty) if missing; `truncate` empties it.
 pub(crate) fn open_write(path: &Path, truncate: bool) -> io::Result<File> {
+    inject!();
     #[cfg(test)]
     let existed = path.exists();
     let f = OpenOptions::new()
@@ -77,6 +88,7 @@ pub(crate) fn open_write(path: &Path, truncate: bool) -> io::Result<File> {
 /// Sets the length of `file` (at `path`).
 #[cfg_attr(not(test), allow(unused_variables))]
 pub(crate) fn set_len(file: &File, path: &Path, len: u64) -> io::Result<()> {
+    inject!();
     file.set_len(len)?;
     record!(journal::Op::SetLen(path.to_path_buf(), len));
     Ok(())
@@ -85,6 +97,7 @@ pub(crate) fn set_len(file: &File, path: &Path, len: u64) -> io::Result<()> {
 /// Writes all of `bytes` at `offset` of `file` (at `path`).
 #[cfg_attr(not(test), allow(unused_variables))]
 pub(crate) fn write_at(file: &File, path: &Path, bytes: &[u8], offset: u64) -> io::Result<()> {
+    inject!();
     file.write_all_at(bytes, offset)?;
     record!(journal::Op::Write(
         path.to_path_buf(),
@@ -97,6 +110,7 @@ pub(crate) fn write_at(file: &File, path: &Path, bytes: &[u8], offset: u64) -> i
 /// Makes the data (and length) of `file` (at `path`) durable.
 #[cfg_attr(not(test), allow(unused_variables))]
 pub(crate) fn sync_file(file: &File, path: &Path) -> io::Result<()> {
+    inject!();
     file.sync_data()?;
     record!(journal::Op::SyncFile(path.to_path_buf()));
     Ok(())
@@ -105,6 +119,7 @@ pub(crate) fn sync_file(file: &File, path: &Path) -> io::Result<()> {
 /// Renames `from` to `to` (atomically replacing `to`).
 #[cfg_attr(not(test), allow(unused_variables))]
 pub(crate) fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    inject!();
     fs::rename(from, to)?;
     record!(journal::Op::Rename(from.to_path_buf(), to.to_path_buf()));
     Ok(())
@@ -139,6 +154,28 @@ pub(crate) mod journal {
 
     thread_local! {
         static JOURNAL: RefCell<Option<Vec<Op>>> = const { RefCell::new(None) };
+        static FAIL_AFTER: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+    }
+
+    /// Makes the operation after the next `n` fail with an injected error (`None`:
+    /// no failure).
+    pub fn fail_after(n: Option<usize>) {
+        FAIL_AFTER.with(|f| f.set(n));
+    }
+
+    /// Counts one operation; `Err` if it is the one chosen to fail.
+    pub(crate) fn maybe_fail() -> std::io::Result<()> {
+        FAIL_AFTER.with(|f| match f.get() {
+            Some(0) => {
+                f.set(None);
+                Err(std::io::Error::other("injected failure"))
+            }
+            Some(n) => {
+                f.set(Some(n - 1));
+                Ok(())
+            }
+            None => Ok(()),
+        })
     }
 
     /// Starts recording on this thread.

@@ -171,6 +171,10 @@ impl BlockWriter {
     /// Sorts the block's rows, encodes them and appends them to the day folder of the
     /// block's interval. When this returns `Ok`, the block is durable and visible to
     /// readers. Timestamps must not decrease (equal timestamps are allowed).
+    ///
+    /// On `Err` the database stays consistent and the next append can proceed; the
+    /// block itself is then either absent or, if only the final folder fsync failed,
+    /// present and complete.
     pub fn append(&mut self, block: &Block) -> Result<()> {
         if let Some(last) = self.last {
             if block.timestamp < last {
