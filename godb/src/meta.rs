@@ -523,6 +523,30 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn decode_never_panics_on_arbitrary_bytes(
+            mut bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1200),
+            fix_header in proptest::prelude::any::<bool>(),
+        ) {
+            if fix_header && bytes.len() >= hdr::SIZE + trailer::SIZE {
+                // Get past the cheap checks so the entry decoding is exercised too.
+                let n = (bytes.len() - hdr::SIZE - trailer::SIZE) / entry::SIZE;
+                bytes.truncate(hdr::SIZE + n * entry::SIZE + trailer::SIZE);
+                put(&mut bytes, 0, hdr::MAGIC, &META_MAGIC);
+                put(&mut bytes, 0, hdr::VERSION, &FORMAT_VERSION.to_le_bytes());
+                put(&mut bytes, 0, hdr::COLUMN_COUNT, &(NUM_COLUMNS as u16).to_le_bytes());
+                put(&mut bytes, 0, hdr::ENTRY_SIZE, &(entry::SIZE as u16).to_le_bytes());
+                put(&mut bytes, 0, hdr::HEADER_SIZE, &(hdr::SIZE as u16).to_le_bytes());
+                put(&mut bytes, 0, hdr::BLOCK_COUNT, &(n as u32).to_le_bytes());
+                let body = bytes.len() - trailer::SIZE;
+                let crc = crc32c::crc32c(&bytes[..body]);
+                put(&mut bytes, body, trailer::CRC, &crc.to_le_bytes());
+            }
+            let _ = DayMeta::decode(&bytes);
+        }
+    }
+
     #[test]
     fn meta_round_trip_and_rejects_flips() {
         let mut m = DayMeta::default();
