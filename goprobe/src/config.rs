@@ -291,6 +291,13 @@ mod tests {
     }
 
     #[test]
+    fn quoted_interface_names_with_dots() {
+        let c = parse("[interfaces.\"eth0.100\"]\n[interfaces.any]\n").unwrap();
+        let names: Vec<_> = c.enabled_interfaces().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["any", "eth0.100"]);
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let e = parse("db_pth = \"/x\"\n").unwrap_err().to_string();
         assert!(e.contains("db_pth"), "{e}");

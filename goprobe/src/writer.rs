@@ -165,3 +165,76 @@ pub fn format_time(secs: i64) -> String {
         None => secs.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal Ethernet + IPv4 + UDP frame from 192.0.2.1:40000 to 192.0.2.2:53.
+    fn frame() -> Vec<u8> {
+        let mut f = vec![2, 2, 2, 2, 2, 2, 4, 4, 4, 4, 4, 4, 0x08, 0x00];
+        f.extend_from_slice(&[0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
+        f.extend_from_slice(&[0x9c, 0x40, 0, 53, 0, 8, 0, 0]);
+        f
+    }
+
+    fn interval(table: &mut goflow::FlowTable, timestamp: i64) -> Interval {
+        Interval {
+            iface: "t0".into(),
+            timestamp,
+            flows: table.rotate(),
+            stats: CaptureStats {
+                packets_dropped: 2,
+                ..CaptureStats::default()
+            },
+            pcap_received: Some(5),
+        }
+    }
+
+    #[test]
+    fn stores_blocks_skips_empty_intervals_and_counts_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Database::create(dir.path().join("db")).unwrap());
+        let writer = Writer::spawn(Arc::clone(&db)).unwrap();
+        let tx = writer.sender();
+        let link = goflow::LinkType::from_dlt(1);
+        let mut table = goflow::FlowTable::new();
+        for _ in 0..3 {
+            table.add_packet(link, &frame(), 60, 590);
+        }
+        tx.send(interval(&mut table, 600)).unwrap();
+        // Nothing captured, but drops were counted: still stored.
+        tx.send(interval(&mut table, 900)).unwrap();
+        // An earlier interval than the last stored one: godb refuses it.
+        table.add_packet(link, &frame(), 60, 100);
+        tx.send(interval(&mut table, 300)).unwrap();
+        // Truly empty: skipped.
+        let mut empty = interval(&mut table, 1200);
+        empty.stats = CaptureStats::default();
+        tx.send(empty).unwrap();
+        drop(tx);
+        let totals = writer.finish();
+        assert_eq!(
+            (totals.blocks, totals.rows, totals.failed, totals.empty),
+            (2, 1, 1, 1)
+        );
+        assert_eq!(totals.stats.packets_received, 3);
+        assert_eq!(totals.stats.packets_dropped, 4);
+
+        let req = godb::ScanRequest {
+            ifaces: vec!["t0".into()],
+            first: 0,
+            last: i64::MAX,
+        };
+        let mut seen = Vec::new();
+        for day in db.plan(&req).unwrap() {
+            let reader = day.open(&db, godb::ColumnSet::ALL).unwrap();
+            for i in 0..reader.len() {
+                let b = reader.read(i).unwrap();
+                seen.push((b.timestamp, b.rows, b.stats.packets_received));
+            }
+        }
+        assert_eq!(seen, [(600, 1, 3), (900, 0, 0)]);
+    }
+}
