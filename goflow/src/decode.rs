@@ -348,3 +348,204 @@ impl Decoder {
         p
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// IPv4 UDP 192.0.2.1:1024 -> 192.0.2.2:53 with 4 payload bytes.
+    const IPV4_UDP: [u8; 32] = [
+        0x45, 0, 0, 32, 0, 1, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2, 0x04, 0x00, 0x00,
+        0x35, 0, 12, 0, 0, b'a', b'b', b'c', b'd',
+    ];
+
+    fn ipv6_tcp_with_hop_by_hop() -> Vec<u8> {
+        let mut v = vec![0x60, 0, 0, 0, 0, 28, 0, 64];
+        v.extend_from_slice(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        v.extend_from_slice(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        v.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]); // hop-by-hop -> TCP
+        v.extend_from_slice(&[
+            0xc3, 0x50, 0x01, 0xbb, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
+        ]);
+        v
+    }
+
+    fn ether(types: &[u16], payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![0u8; 12];
+        for (i, t) in types.iter().enumerate() {
+            v.extend_from_slice(&t.to_be_bytes());
+            if i + 1 < types.len() {
+                v.extend_from_slice(&[0, 7]); // VLAN TCI
+            }
+        }
+        v.extend_from_slice(payload);
+        v
+    }
+
+    /// (proto, sport, dport, hint, payload length) of a decoded packet.
+    type Summary = (u8, u16, u16, Hint, usize);
+
+    fn decode(link: LinkType, data: &[u8]) -> (Option<Summary>, DecodeStats) {
+        let mut d = Decoder::new();
+        let p = d
+            .decode(link, data, 0)
+            .map(|p| (p.proto, p.sport, p.dport, p.hint, p.payload.len()));
+        (p, *d.stats())
+    }
+
+    #[test]
+    fn ethernet_vlan_ipv4_udp() {
+        let f = ether(&[0x8100, 0x88a8, 0x0800], &IPV4_UDP);
+        let (p, s) = decode(LinkType::Ethernet, &f);
+        assert_eq!(p, Some((17, 1024, 53, Hint::None, 4)));
+        assert_eq!((s.received, s.ipv4, s.non_ip), (1, 1, 0));
+    }
+
+    #[test]
+    fn cooked_v2_ipv6_extension_walk_and_syn() {
+        let mut f = vec![0x86, 0xdd];
+        f.extend_from_slice(&[0; 18]);
+        f.extend_from_slice(&ipv6_tcp_with_hop_by_hop());
+        let (p, s) = decode(LinkType::LinuxSll2, &f);
+        assert_eq!(p, Some((6, 50000, 443, Hint::SenderIsClient, 0)));
+        assert_eq!(s.ipv6, 1);
+    }
+
+    #[test]
+    fn pppoe_and_loopback() {
+        let mut pppoe = vec![0x11, 0, 0, 1, 0, 34, 0x00, 0x21];
+        pppoe.extend_from_slice(&IPV4_UDP);
+        let (p, _) = decode(LinkType::Ethernet, &ether(&[0x8864], &pppoe));
+        assert_eq!(p.map(|p| p.2), Some(53));
+        let mut null = vec![2, 0, 0, 0];
+        null.extend_from_slice(&IPV4_UDP);
+        assert_eq!(decode(LinkType::Loopback, &null).0.map(|p| p.2), Some(53));
+    }
+
+    #[test]
+    fn version_must_match_the_link_layer() {
+        // EtherType IPv4 carrying a version-6 header: non-IP, bad version.
+        let (p, s) = decode(
+            LinkType::Ethernet,
+            &ether(&[0x0800], &ipv6_tcp_with_hop_by_hop()),
+        );
+        assert_eq!(p, None);
+        assert_eq!((s.non_ip, s.bad_version), (1, 1));
+        // Raw IP accepts either.
+        assert!(decode(LinkType::RawIp, &ipv6_tcp_with_hop_by_hop())
+            .0
+            .is_some());
+        let (p, s) = decode(LinkType::RawIp, &[0x50; 40]);
+        assert_eq!((p, s.bad_version), (None, 1));
+    }
+
+    #[test]
+    fn truncated_before_the_addresses_is_not_ip() {
+        let (p, s) = decode(LinkType::RawIp, &IPV4_UDP[..19]);
+        assert_eq!((p, s.non_ip, s.truncated), (None, 1, 1));
+        let (p, s) = decode(LinkType::Ethernet, &ether(&[0x0800], &[]));
+        assert_eq!((p, s.truncated), (None, 1));
+        let (p, s) = decode(LinkType::RawIp, &ipv6_tcp_with_hop_by_hop()[..39]);
+        assert_eq!((p, s.truncated), (None, 1));
+    }
+
+    #[test]
+    fn cut_transport_counts_with_port_zero() {
+        let (p, s) = decode(LinkType::RawIp, &IPV4_UDP[..24]);
+        assert_eq!(p, Some((17, 0, 0, Hint::None, 0)));
+        assert_eq!((s.ipv4, s.truncated_transport), (1, 1));
+        // IPv6 cut inside the hop-by-hop header: protocol is the extension's number.
+        let (p, s) = decode(LinkType::RawIp, &ipv6_tcp_with_hop_by_hop()[..46]);
+        assert_eq!(p, Some((0, 0, 0, Hint::None, 0)));
+        assert_eq!(s.truncated_transport, 1);
+    }
+
+    #[test]
+    fn non_ip_reasons_add_up() {
+        let mut d = Decoder::new();
+        d.decode(LinkType::Ethernet, &ether(&[0x0806], &[0; 28]), 0);
+        d.decode(LinkType::Unsupported(147), &IPV4_UDP, 0);
+        d.decode(LinkType::Ethernet, &[0; 10], 0);
+        d.decode(LinkType::RawIp, &[0x70; 30], 0);
+        d.decode(LinkType::RawIp, &IPV4_UDP, 0);
+        let s = d.take_stats();
+        assert_eq!((s.received, s.ipv4, s.non_ip), (5, 1, 4));
+        assert_eq!(
+            (s.not_ip, s.unsupported_link, s.truncated, s.bad_version),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(d.stats().received, 0);
+        let mut sum = DecodeStats::default();
+        sum.add(&s);
+        sum.add(&s);
+        assert_eq!(sum.non_ip, 8);
+    }
+
+    #[test]
+    fn icmp_hints() {
+        let mut echo = IPV4_UDP;
+        echo[9] = 1;
+        echo[20] = 8;
+        assert_eq!(
+            decode(LinkType::RawIp, &echo).0.map(|p| p.3),
+            Some(Hint::SenderIsClient)
+        );
+        echo[20] = 0;
+        assert_eq!(
+            decode(LinkType::RawIp, &echo).0.map(|p| p.3),
+            Some(Hint::SenderIsServer)
+        );
+        echo[20] = 3; // unreachable: no hint
+        assert_eq!(
+            decode(LinkType::RawIp, &echo).0.map(|p| p.3),
+            Some(Hint::None)
+        );
+    }
+
+    /// Arbitrary and mutated bytes on every link type: never a panic, and the counters
+    /// always add up.
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let links = [
+            LinkType::Ethernet,
+            LinkType::Loopback,
+            LinkType::RawIp,
+            LinkType::LinuxSll,
+            LinkType::LinuxSll2,
+            LinkType::Unsupported(9),
+        ];
+        let seeds = [
+            ether(&[0x8100, 0x0800], &IPV4_UDP),
+            ipv6_tcp_with_hop_by_hop(),
+            IPV4_UDP.to_vec(),
+        ];
+        let mut d = Decoder::new();
+        let mut buf = Vec::with_capacity(256);
+        for i in 0..60_000u64 {
+            buf.clear();
+            let base = &seeds[(i % 3) as usize];
+            buf.extend_from_slice(base);
+            for _ in 0..(rnd() % 6) {
+                let at = (rnd() as usize) % buf.len();
+                buf[at] = rnd() as u8;
+            }
+            buf.truncate((rnd() as usize) % (base.len() + 8));
+            let link = links[(rnd() as usize) % links.len()];
+            d.decode(link, &buf, (rnd() % 1000) as i64);
+        }
+        let s = d.stats();
+        assert_eq!(s.received, 60_000);
+        assert_eq!(s.ipv4 + s.ipv6 + s.non_ip, s.received);
+        assert_eq!(
+            s.unsupported_link + s.not_ip + s.truncated + s.bad_version,
+            s.non_ip
+        );
+    }
+}
