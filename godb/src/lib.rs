@@ -11,6 +11,25 @@
 //! interfaces and days, append blocks, scan blocks of a time range column by column,
 //! run goquery's queries ([`query`]) and delete old days.
 //!
+//! # Guarantees
+//!
+//! - [`BlockWriter::append`] returns only when the block is durable (column data and
+//!   metadata fsync'd, metadata renamed into place, folder fsync'd) and visible to
+//!   readers. A crash or `kill -9` at any moment loses at most the block in flight and
+//!   never exposes a partial block.
+//! - One writer per interface, enforced with `flock` across processes
+//!   ([`Error::WriterLocked`]); any number of readers, also while a writer appends.
+//! - Listing ([`Database::interfaces`], [`Database::days`]) and planning
+//!   ([`Database::plan`]) read metadata only; a [`DayReader`] maps only the chosen
+//!   column files.
+//! - Every column block is checksummed (CRC-32C); a damaged block is a [`BlockError`]
+//!   for that block alone, naming file and block, never a panic.
+//! - Retention ([`Database::delete_days_before`]) is safe while writers append.
+//!
+//! A [`DayReader`] keeps its column files mapped until it is dropped: a scan over very
+//! many days should open and drop readers as it goes rather than all at once (the
+//! number of memory mappings of a process is limited, 65,530 by default on Linux).
+//!
 //! # Example
 //!
 //! ```
