@@ -40,7 +40,7 @@ pub enum DaemonError {
     #[error("database: {0}")]
     Database(#[from] godb::Error),
     /// No interface could be opened.
-    #[error("no interface could be opened; the last error: {0}")]
+    #[error("no interface could be opened: {0}")]
     NoInterface(CaptureError),
     /// Signal setup failed.
     #[error("cannot set up signal handling: {0}")]
