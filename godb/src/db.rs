@@ -94,8 +94,8 @@ pub(crate) fn read_meta(day_dir: &Path) -> Result<Option<DayMeta>> {
         .map_err(|reason| Error::DamagedMeta { path, reason })
 }
 
-/// Sorted sub-folder names of `dir` that parse as numbers of `digits` digits.
-fn numbered_subdirs(dir: &Path, digits: usize) -> Result<Vec<(u32, PathBuf)>> {
+/// The sub-folders of `dir` with UTF-8 names, sorted by name; none if `dir` is gone.
+pub(crate) fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
@@ -104,18 +104,28 @@ fn numbered_subdirs(dir: &Path, digits: usize) -> Result<Vec<(u32, PathBuf)>> {
     let mut out = Vec::new();
     for ent in rd {
         let ent = ent.map_err(|e| Error::io("list", dir, e))?;
-        let name = ent.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if name.len() != digits || !name.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(n) = name.parse::<u32>() else { continue };
-        if ent.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-            out.push((n, ent.path()));
+        let is_dir = ent.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if let (Ok(name), true) = (ent.file_name().into_string(), is_dir) {
+            out.push((name, ent.path()));
         }
     }
     out.sort();
     Ok(out)
+}
+
+/// `name` as a number if it is exactly `digits` ASCII digits.
+pub(crate) fn parse_fixed(name: &str, digits: usize) -> Option<u32> {
+    (name.len() == digits && name.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| name.parse().ok())
+        .flatten()
+}
+
+/// Sorted sub-folders of `dir` whose names are numbers of `digits` digits.
+fn numbered_subdirs(dir: &Path, digits: usize) -> Result<Vec<(u32, PathBuf)>> {
+    Ok(subdirs(dir)?
+        .into_iter()
+        .filter_map(|(name, path)| Some((parse_fixed(&name, digits)?, path)))
+        .collect())
 }
 
 impl Database {
@@ -158,20 +168,11 @@ impl Database {
 
     /// The interfaces that have a folder in the database, sorted by name.
     pub fn interfaces(&self) -> Result<Vec<String>> {
-        let rd = fs::read_dir(&self.root).map_err(|e| Error::io("list", &self.root, e))?;
-        let mut out = Vec::new();
-        for ent in rd {
-            let ent = ent.map_err(|e| Error::io("list", &self.root, e))?;
-            let Ok(name) = ent.file_name().into_string() else {
-                continue;
-            };
-            if validate_iface(&name).is_ok() && ent.file_type().map(|t| t.is_dir()).unwrap_or(false)
-            {
-                out.push(name);
-            }
-        }
-        out.sort();
-        Ok(out)
+        Ok(subdirs(&self.root)?
+            .into_iter()
+            .map(|(name, _)| name)
+            .filter(|name| validate_iface(name).is_ok())
+            .collect())
     }
 
     /// The day folders of `iface` (sorted by date), whether or not they hold metadata.

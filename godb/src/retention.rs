@@ -7,7 +7,7 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 
-use crate::db::Database;
+use crate::db::{parse_fixed, subdirs, Database};
 use crate::error::{Error, Result};
 use crate::meta::META_FILE;
 
@@ -54,32 +54,6 @@ fn day_number(name: &str) -> Option<u32> {
         return None;
     }
     digits.parse().ok()
-}
-
-fn parse_fixed(name: &str, digits: usize) -> Option<u32> {
-    (name.len() == digits && name.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| name.parse().ok())
-        .flatten()
-}
-
-fn subdirs(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
-    let rd = match fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("list", dir, e)),
-    };
-    let mut out = Vec::new();
-    for ent in rd {
-        let ent = ent.map_err(|e| Error::io("list", dir, e))?;
-        if let (Ok(name), true) = (
-            ent.file_name().into_string(),
-            ent.file_type().map(|t| t.is_dir()).unwrap_or(false),
-        ) {
-            out.push((name, ent.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 impl Database {
