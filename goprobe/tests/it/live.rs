@@ -218,6 +218,8 @@ struct Probe {
     pid: i32,
     rx: mpsc::Receiver<String>,
     log: Vec<String>,
+    /// Lines before this index were matched by earlier waits.
+    cursor: usize,
 }
 
 impl Probe {
@@ -246,27 +248,48 @@ impl Probe {
             pid,
             rx,
             log: Vec::new(),
+            cursor: 0,
         };
         p.wait_for("started");
         p
     }
 
-    /// Waits (at most 20 s) for a log line containing `needle`.
+    /// Waits (at most 20 s) for a log line containing `needle`, after the lines an
+    /// earlier wait matched.
     fn wait_for(&mut self, needle: &str) {
+        self.wait_all(&[needle]);
+    }
+
+    /// Waits (at most 20 s) until each needle is in some log line after the lines an
+    /// earlier wait matched, in any order (threads log concurrently).
+    fn wait_all(&mut self, needles: &[&str]) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        loop {
+            let hits: Vec<Option<usize>> = needles
+                .iter()
+                .map(|n| {
+                    self.log[self.cursor..]
+                        .iter()
+                        .position(|l| l.contains(n))
+                        .map(|i| self.cursor + i)
+                })
+                .collect();
+            if hits.iter().all(Option::is_some) {
+                self.cursor = hits.into_iter().flatten().max().unwrap_or(0) + 1;
+                return;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
             match self.rx.recv_timeout(left) {
-                Ok(line) => {
-                    let hit = line.contains(needle);
-                    self.log.push(line);
-                    if hit {
-                        return;
-                    }
-                }
+                Ok(line) => self.log.push(line),
                 Err(_) => break,
             }
         }
-        panic!("no log line with {needle:?}; log:\n{}", self.log.join("\n"));
+        panic!(
+            "no log lines with {needles:?}; log:\n{}",
+            self.log.join("\n")
+        );
     }
 
     /// Collects log lines for `wait`; true if one (so far) contains `needle`.
@@ -278,7 +301,7 @@ impl Probe {
                 Err(_) => break,
             }
         }
-        self.log.iter().any(|l| l.contains(needle))
+        self.log[self.cursor..].iter().any(|l| l.contains(needle))
     }
 
     fn signal(&self, sig: i32) {
@@ -327,11 +350,30 @@ fn stored(db: &Path, iface: &str) -> (u64, u64, u64) {
 }
 
 fn write_config(path: &Path, db: &Path, extra: &str, ifaces: &[String]) {
+    let with_filters: Vec<(String, &str)> = ifaces.iter().map(|i| (i.clone(), "ip")).collect();
+    write_config_filters(path, db, extra, &with_filters);
+}
+
+/// A config with a BPF filter per interface.
+fn write_config_filters(path: &Path, db: &Path, extra: &str, ifaces: &[(String, &str)]) {
     let mut text = format!("db_path = {:?}\n{extra}\n", db.display().to_string());
-    for i in ifaces {
-        text.push_str(&format!("[interfaces.{i}]\nbpf_filter = \"ip\"\n"));
+    for (i, filter) in ifaces {
+        text.push_str(&format!("[interfaces.{i}]\nbpf_filter = {filter:?}\n"));
     }
     std::fs::write(path, text).unwrap();
+}
+
+/// `n` ARP frames (42 bytes each).
+fn arp_frames(n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|_| {
+            let mut arp = vec![0xff; 6];
+            arp.extend_from_slice(&OTHER_MAC);
+            arp.extend_from_slice(&0x0806u16.to_be_bytes());
+            arp.resize(42, 0);
+            arp
+        })
+        .collect()
 }
 
 #[test]
@@ -360,10 +402,21 @@ fn sighup_adds_and_removes_interfaces_without_losing_the_others_data() {
     net.inject(1, udp_frames(net.capture_mac(1), 2, 100));
     std::thread::sleep(Duration::from_millis(500));
 
-    write_config(&conf, &db, "", &[keep.clone(), add.clone()]);
+    // The kept interface gets a new filter that also lets ARP through: it reopens its
+    // handle and keeps its flows.
+    write_config_filters(
+        &conf,
+        &db,
+        "",
+        &[(keep.clone(), "ip or arp"), (add.clone(), "ip")],
+    );
     probe.signal(libc::SIGHUP);
-    probe.wait_for("configuration re-read");
-    probe.wait_for(&format!("{add}: capture (re)opened"));
+    probe.wait_all(&[
+        "configuration re-read",
+        &format!("{add}: capture (re)opened"),
+        &format!("{keep}: reopened with the new settings"),
+    ]);
+    net.inject(0, arp_frames(2));
     net.inject(0, udp_frames(net.capture_mac(0), 4, 100));
     net.inject(1, udp_frames(net.capture_mac(1), 6, 100));
     net.inject(2, udp_frames(net.capture_mac(2), 5, 100));
@@ -374,9 +427,9 @@ fn sighup_adds_and_removes_interfaces_without_losing_the_others_data() {
         log.contains(&format!("stopped capturing on {remove}")),
         "{log}"
     );
-    // The kept interface has all 7 packets; the removed one what came before SIGHUP;
-    // the added one what came after.
-    assert_eq!(stored(&db, &keep), (7, 700, 0), "log:\n{log}");
+    // The kept interface has all 7 IP packets and, with its new filter, the ARP frames;
+    // the removed one what came before SIGHUP; the added one what came after.
+    assert_eq!(stored(&db, &keep), (7, 700, 2), "log:\n{log}");
     assert_eq!(stored(&db, &remove), (2, 200, 0), "log:\n{log}");
     assert_eq!(stored(&db, &add), (5, 500, 0), "log:\n{log}");
 }
@@ -562,13 +615,7 @@ fn live_capture_on_a_veth_pair_stores_exactly_the_injected_packets() {
         frames.push(to_client(6, 80, 40002, 0x18, 1000));
     }
     // ARP frames: the kernel filter ("ip") must keep them out.
-    for _ in 0..3 {
-        let mut arp = vec![0xff; 6];
-        arp.extend_from_slice(&OTHER_MAC);
-        arp.extend_from_slice(&0x0806u16.to_be_bytes());
-        arp.resize(42, 0);
-        frames.push(arp);
-    }
+    frames.extend(arp_frames(3));
     let started = now();
     net.inject(0, frames);
     // Immediate mode delivers at once; give the capture loop a moment.
