@@ -186,3 +186,30 @@ fn syslog_flag_keeps_log_lines_off_stderr_but_errors_are_still_printed() {
     // Log lines (UTC time stamp first) went to syslog, not here.
     assert!(!err.contains(" ERROR "), "{err}");
 }
+
+#[test]
+fn flags_win_over_the_file_and_interfaces_come_from_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("c.toml");
+    std::fs::write(
+        &conf,
+        "db_path = \"/from/file\"\n[interfaces.eth0]\n[interfaces.eth1]\nenabled = false\n",
+    )
+    .unwrap();
+    let c = conf.to_str().unwrap();
+    let o = run(&["check", "-c", c]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("database /from/file, interfaces: eth0\n"),
+        "{}",
+        stdout(&o)
+    );
+    // -d replaces db_path; eth1 named on the command line is enabled despite the file.
+    let o = run(&["check", "-c", c, "-d", "/from/flag", "eth1", "eth2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("database /from/flag, interfaces: eth0, eth1, eth2\n"),
+        "{}",
+        stdout(&o)
+    );
+}
