@@ -10,8 +10,8 @@
 //! libpcap's counters turned into per-interval deltas, goes to the writer thread;
 //! capture never waits for a writeout. A handle that fails (interface down or gone) is
 //! closed and reopened with exponential backoff while the other interfaces carry on.
-//! On stop the partial interval is handed over with the end time of the interval it
-//! belongs to.
+//! On stop the thread first reads what is left in the kernel's ring (bounded in time),
+//! then hands over the partial interval with the end time of the interval it belongs to.
 
 use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +29,9 @@ use crate::writer::Interval;
 /// The longest the capture loop waits for packets without looking at the clock and its
 /// stop flag, in milliseconds.
 pub const READ_TIMEOUT_MS: i32 = 100;
+
+/// The longest a stopping thread reads what is left in the kernel's ring.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// First and longest wait before reopening a failed interface.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -99,6 +102,40 @@ pub fn open(iface: &str, cfg: &InterfaceConfig) -> Result<Capture<Active>, Captu
             })?;
     }
     Ok(cap)
+}
+
+/// What one non-blocking read gave.
+enum Read {
+    /// A packet, counted.
+    Packet,
+    /// A packet at or past the interval's end: not counted yet, copied so that the
+    /// caller can rotate first (data, wire length, seconds).
+    Boundary(Vec<u8>, u32, i64),
+    /// The ring is empty.
+    Empty,
+}
+
+/// Reads one packet from a non-blocking handle into `table`, unless it belongs to the
+/// next interval (see [`Read::Boundary`]).
+fn read_one(
+    cap: &mut Capture<Active>,
+    table: &mut goflow::FlowTable,
+    link: goflow::LinkType,
+    boundary: i64,
+) -> Result<Read, pcap::Error> {
+    match cap.next_packet() {
+        Ok(packet) => {
+            let ts = packet.header.ts.tv_sec;
+            if ts >= boundary {
+                Ok(Read::Boundary(packet.data.to_vec(), packet.header.len, ts))
+            } else {
+                table.add_packet(link, packet.data, packet.header.len, ts);
+                Ok(Read::Packet)
+            }
+        }
+        Err(pcap::Error::TimeoutExpired) => Ok(Read::Empty),
+        Err(e) => Err(e),
+    }
 }
 
 /// Waits until `fd` is readable (or in error), at most `timeout_ms`. Errors and
@@ -301,22 +338,15 @@ impl Capturer {
                 }
                 continue;
             };
-            match cap.next_packet() {
-                Ok(packet) => {
-                    let ts = packet.header.ts.tv_sec;
-                    if ts >= self.boundary {
-                        // Rotation needs the handle for its counters; the packet is
-                        // copied only at this rare moment, once per interval.
-                        let data = packet.data.to_vec();
-                        let wire_len = packet.header.len;
-                        self.rotate_if_due(ts);
-                        self.table.add_packet(self.link, &data, wire_len, ts);
-                    } else {
-                        self.table
-                            .add_packet(self.link, packet.data, packet.header.len, ts);
-                    }
+            match read_one(cap, &mut self.table, self.link, self.boundary) {
+                Ok(Read::Packet) => {}
+                Ok(Read::Boundary(data, wire_len, ts)) => {
+                    // Rotation needs the handle for its counters, so the packet that
+                    // crosses the boundary was copied (once per interval).
+                    self.rotate_if_due(ts);
+                    self.table.add_packet(self.link, &data, wire_len, ts);
                 }
-                Err(pcap::Error::TimeoutExpired) => {
+                Ok(Read::Empty) => {
                     // Non-blocking: the ring is empty. Wait for the descriptor.
                     wait_readable(cap.as_raw_fd(), READ_TIMEOUT_MS);
                     self.rotate_if_due(now_secs());
@@ -336,10 +366,35 @@ impl Capturer {
         }
     }
 
+    /// Reads what the kernel already captured (bounded by [`DRAIN_LIMIT`]), so a stop
+    /// loses nothing that reached the ring before it.
+    fn drain(&mut self) {
+        let deadline = std::time::Instant::now() + DRAIN_LIMIT;
+        while std::time::Instant::now() < deadline {
+            let Some(cap) = self.cap.as_mut() else {
+                return;
+            };
+            match read_one(cap, &mut self.table, self.link, self.boundary) {
+                Ok(Read::Packet) => {}
+                Ok(Read::Boundary(data, wire_len, ts)) => {
+                    self.rotate_if_due(ts);
+                    self.table.add_packet(self.link, &data, wire_len, ts);
+                }
+                Ok(Read::Empty) | Err(_) => return,
+            }
+        }
+        log::warn!(
+            "{}: still draining after {} s at stop: the rest is not counted",
+            self.name,
+            DRAIN_LIMIT.as_secs()
+        );
+    }
+
     /// Handles a stop or reconfiguration request; returns true when the thread must end.
     fn attend(&mut self) -> bool {
         self.control.attention.store(false, Ordering::SeqCst);
         if self.control.stop.load(Ordering::SeqCst) {
+            self.drain();
             let end = self.boundary;
             self.hand_over(end);
             return true;
