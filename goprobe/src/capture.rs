@@ -367,7 +367,7 @@ impl Capturer {
     }
 
     /// Reads what the kernel already captured (bounded by [`DRAIN_LIMIT`]), so a stop
-    /// loses nothing that reached the ring before it.
+    /// or a reopen loses nothing that reached the ring before it.
     fn drain(&mut self) {
         let deadline = std::time::Instant::now() + DRAIN_LIMIT;
         while std::time::Instant::now() < deadline {
@@ -406,6 +406,7 @@ impl Capturer {
             .ok()
             .and_then(|mut s| s.take());
         if let Some(config) = new {
+            self.drain();
             self.collect_counts();
             self.cap = None;
             self.config = config;
