@@ -7,6 +7,7 @@
 //! endpoints in canonical order (lower address/port first), so both directions of a
 //! connection find the same entry with a single lookup of a fixed-size key.
 
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use godb::{Block, CaptureStats, Counters, FlowKey, FlowRow};
@@ -18,7 +19,7 @@ use crate::orient;
 use crate::wire::LinkType;
 
 /// A connection's identity, endpoints in canonical order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ConnKey {
     lo: [u8; 16],
     hi: [u8; 16],
@@ -26,6 +27,25 @@ struct ConnKey {
     hi_port: u16,
     proto: u8,
     v6: bool,
+}
+
+impl Hash for ConnKey {
+    /// Five machine words, no length prefixes: the derived impl hashed the arrays as
+    /// slices (length + bytes), which made hashing a fifth of the per-packet cost.
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let lo = u128::from_ne_bytes(self.lo);
+        let hi = u128::from_ne_bytes(self.hi);
+        h.write_u64(lo as u64);
+        h.write_u64((lo >> 64) as u64);
+        h.write_u64(hi as u64);
+        h.write_u64((hi >> 64) as u64);
+        h.write_u64(
+            u64::from(self.lo_port)
+                | u64::from(self.hi_port) << 16
+                | u64::from(self.proto) << 32
+                | u64::from(self.v6) << 40,
+        );
+    }
 }
 
 /// What the table keeps per connection.
@@ -197,6 +217,10 @@ impl FlowTable {
             conn.counters = Counters::default();
             true
         });
+        // Give memory back after a burst (rotation is off the per-packet path).
+        if self.conns.capacity() > 4 * self.conns.len() + 1024 {
+            self.conns.shrink_to(2 * self.conns.len());
+        }
         IntervalFlows {
             conns,
             stats: self.decoder.take_stats(),
@@ -570,6 +594,30 @@ mod tests {
             ),
         );
         assert_eq!(only(&t).l7, godb::l7::HTTP);
+    }
+
+    #[test]
+    fn table_and_intervals_move_between_threads() {
+        fn send<T: Send + 'static>() {}
+        send::<FlowTable>();
+        send::<IntervalFlows>();
+    }
+
+    #[test]
+    fn rotation_shrinks_after_a_burst() {
+        let mut t = FlowTable::new();
+        for port in 1..=5000u16 {
+            add(&mut t, &ipv4(A, B, 17, 0, 0, &udp(port, 53, b"")));
+        }
+        let burst = t.conns.capacity();
+        t.rotate();
+        t.rotate();
+        assert!(t.is_empty());
+        assert!(
+            t.conns.capacity() < burst,
+            "{} >= {burst}",
+            t.conns.capacity()
+        );
     }
 
     #[test]
