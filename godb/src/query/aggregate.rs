@@ -136,6 +136,12 @@ impl Table {
             }
             None => false,
         };
+        // High cardinality so far (most rows were new keys): grow once for the whole
+        // chunk instead of doubling repeatedly inside it.
+        let seen = usize::try_from(self.rows_scanned).unwrap_or(usize::MAX);
+        if seen > 0 && self.map.len().saturating_mul(2) > seen {
+            self.map.reserve(cols.rows);
+        }
         self.rows_scanned += cols.rows as u64;
         let with_ip = a.sip || a.dip;
         let rows = cols
@@ -312,6 +318,9 @@ mod tests {
         // 100k random values in 65536 buckets leave about 51.4k buckets used.
         assert!(low.len() > 49_000, "{} low buckets used", low.len());
         let (min, max) = (high.iter().min().unwrap(), high.iter().max().unwrap());
-        assert!(*min > 600 && *max < 960, "control bytes spread {min}..{max}");
+        assert!(
+            *min > 600 && *max < 960,
+            "control bytes spread {min}..{max}"
+        );
     }
 }

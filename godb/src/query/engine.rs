@@ -107,12 +107,32 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
             }),
         }
     }
-    // Work items: (reader, block) pairs, largest days first is not needed: blocks are
-    // similar in size and handed out one at a time.
-    let work: Vec<(usize, usize)> = readers
+    // Work items: (reader, block, first row, end row). Large blocks are cut into
+    // chunks so both cores share them; a worker keeps its last decoded block, and
+    // chunks of one block are handed out one after the other, so a block is decoded
+    // about once per worker that touches it.
+    let work: Vec<(usize, usize, usize, usize)> = readers
         .iter()
         .enumerate()
-        .flat_map(|(r, (_, reader))| (0..reader.len()).map(move |b| (r, b)))
+        .flat_map(|(r, (_, reader))| {
+            reader
+                .blocks()
+                .iter()
+                .enumerate()
+                .flat_map(move |(b, meta)| {
+                    let rows = usize::try_from(meta.rows()).unwrap_or(usize::MAX);
+                    let chunks = rows.div_ceil(CHUNK_ROWS).max(1);
+                    (0..chunks).map(move |c| {
+                        let lo = c * CHUNK_ROWS;
+                        let hi = if c + 1 == chunks {
+                            usize::MAX
+                        } else {
+                            lo + CHUNK_ROWS
+                        };
+                        (r, b, lo, hi)
+                    })
+                })
+        })
         .collect();
 
     let threads = if stmt.threads == 0 {
@@ -134,38 +154,58 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
         let mut table = Table::default();
         let mut reported = 0usize;
         let (mut lo, mut hi, mut blocks) = (i64::MAX, i64::MIN, 0usize);
+        let mut cached: Option<(usize, usize, BlockData)> = None;
         loop {
             if abort.load(Ordering::Relaxed) {
                 break;
             }
             let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&(r, b)) = work.get(i) else { break };
+            let Some(&(r, b, row_lo, row_hi)) = work.get(i) else {
+                break;
+            };
             let Some((iface_idx, reader)) = readers.get(r) else {
                 break;
             };
-            match reader.read(b) {
-                Ok(block) => {
-                    if block.timestamp < stmt.first || block.timestamp > stmt.last {
+            let first_chunk = row_lo == 0;
+            if cached.as_ref().map(|c| (c.0, c.1)) != Some((r, b)) {
+                cached = None;
+                match reader.read(b) {
+                    Ok(block) => cached = Some((r, b, block)),
+                    Err(e) => {
+                        if first_chunk {
+                            lock(&skipped_m).push(SkippedBlock {
+                                iface: e.iface.clone(),
+                                timestamp: e.timestamp,
+                                reason: e.to_string(),
+                            });
+                        }
                         continue;
                     }
-                    match add(&mut table, stmt, &block, *iface_idx as u16) {
-                        Ok(()) => {
-                            lo = lo.min(block.timestamp);
-                            hi = hi.max(block.timestamp);
-                            blocks += 1;
-                        }
-                        Err(reason) => lock(&skipped_m).push(SkippedBlock {
+                }
+            }
+            let Some((_, _, block)) = cached.as_ref() else {
+                continue;
+            };
+            if block.timestamp < stmt.first || block.timestamp > stmt.last {
+                continue;
+            }
+            match add(&mut table, stmt, block, *iface_idx as u16, row_lo, row_hi) {
+                Ok(()) => {
+                    if first_chunk {
+                        lo = lo.min(block.timestamp);
+                        hi = hi.max(block.timestamp);
+                        blocks += 1;
+                    }
+                }
+                Err(reason) => {
+                    if first_chunk {
+                        lock(&skipped_m).push(SkippedBlock {
                             iface: block.iface.clone(),
                             timestamp: block.timestamp,
                             reason,
-                        }),
+                        });
                     }
                 }
-                Err(e) => lock(&skipped_m).push(SkippedBlock {
-                    iface: e.iface.clone(),
-                    timestamp: e.timestamp,
-                    reason: e.to_string(),
-                }),
             }
             let now = table.bytes();
             if now > reported {
@@ -230,8 +270,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Checks the lengths of a decoded block's columns and aggregates it.
-fn add(table: &mut Table, stmt: &Statement, b: &BlockData, iface: u16) -> Result<(), String> {
+/// Rows per work item: blocks larger than this are shared between workers.
+const CHUNK_ROWS: usize = 32_768;
+
+/// The rows `lo..hi` of `s` (empty when the column was not read).
+fn sub<T>(s: &[T], lo: usize, hi: usize) -> &[T] {
+    s.get(lo..hi).unwrap_or(&[])
+}
+
+/// Checks the lengths of a decoded block's columns and aggregates its rows
+/// `row_lo..row_hi` (clamped to the block).
+fn add(
+    table: &mut Table,
+    stmt: &Statement,
+    b: &BlockData,
+    iface: u16,
+    row_lo: usize,
+    row_hi: usize,
+) -> Result<(), String> {
     let rows = b.rows;
     let v4 = b.rows_v4;
     let empty_ip = IpColumn::default();
@@ -261,22 +317,25 @@ fn add(table: &mut Table, stmt: &Statement, b: &BlockData, iface: u16) -> Result
     check("proto", &b.proto, rows)?;
     check("dport", &b.dport, rows)?;
     check("l7", &b.l7, rows)?;
+    let (lo, hi) = (row_lo.min(rows), row_hi.min(rows));
+    let (lo4, hi4) = (lo.min(v4), hi.min(v4));
+    let (lo6, hi6) = (lo.max(v4) - v4, hi.max(v4) - v4);
     let counters = CounterCols {
-        bytes_rcvd: counter(&b.bytes_rcvd, "bytes_rcvd", rows)?,
-        bytes_sent: counter(&b.bytes_sent, "bytes_sent", rows)?,
-        pkts_rcvd: counter(&b.pkts_rcvd, "pkts_rcvd", rows)?,
-        pkts_sent: counter(&b.pkts_sent, "pkts_sent", rows)?,
+        bytes_rcvd: sub(counter(&b.bytes_rcvd, "bytes_rcvd", rows)?, lo, hi),
+        bytes_sent: sub(counter(&b.bytes_sent, "bytes_sent", rows)?, lo, hi),
+        pkts_rcvd: sub(counter(&b.pkts_rcvd, "pkts_rcvd", rows)?, lo, hi),
+        pkts_sent: sub(counter(&b.pkts_sent, "pkts_sent", rows)?, lo, hi),
     };
     let cols = Cols {
-        rows,
-        rows_v4: v4,
-        sip4: &sip.v4,
-        sip6: &sip.v6,
-        dip4: &dip.v4,
-        dip6: &dip.v6,
-        dport: b.dport.as_deref().unwrap_or(&[]),
-        proto: b.proto.as_deref().unwrap_or(&[]),
-        l7: b.l7.as_deref().unwrap_or(&[]),
+        rows: hi - lo,
+        rows_v4: hi4 - lo4,
+        sip4: sub(&sip.v4, lo4, hi4),
+        sip6: sub(&sip.v6, lo6, hi6),
+        dip4: sub(&dip.v4, lo4, hi4),
+        dip6: sub(&dip.v6, lo6, hi6),
+        dport: sub(b.dport.as_deref().unwrap_or(&[]), lo, hi),
+        proto: sub(b.proto.as_deref().unwrap_or(&[]), lo, hi),
+        l7: sub(b.l7.as_deref().unwrap_or(&[]), lo, hi),
         pkts_rcvd: counters.pkts_rcvd,
         pkts_sent: counters.pkts_sent,
     };

@@ -365,3 +365,52 @@ fn only_needed_columns_are_read() {
     assert!(!c.contains(C::Dip) && !c.contains(C::L7));
     assert!(c.contains(C::BytesRcvd) && c.contains(C::PktsSent));
 }
+
+#[test]
+fn large_blocks_are_shared_in_chunks() {
+    // Blocks larger than a work chunk, IPv4 and IPv6 rows on both sides of chunk
+    // boundaries: every chunk split must give the reference result.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("db")).unwrap();
+    let mut w = db.writer("eth0").unwrap();
+    let mut all = Vec::new();
+    for b in 0..2i64 {
+        let rows: Vec<FlowRow> = (0..70_000u32)
+            .map(|i| {
+                let v6 = i % 3 == 0;
+                let (s, d) = if v6 {
+                    (
+                        format!("2001:db8::{:x}", i % 5000),
+                        format!("2001:db8:1::{:x}", i % 7),
+                    )
+                } else {
+                    (
+                        format!("10.{}.{}.{}", i % 2, (i / 256) % 256, i % 256),
+                        "192.0.2.1".into(),
+                    )
+                };
+                flow(&s, &d, 6, (i % 50) as u16, 0, u64::from(i % 97) + 1)
+            })
+            .collect();
+        let block = Block {
+            timestamp: T0 + 300 * b,
+            stats: CaptureStats::default(),
+            rows,
+        };
+        w.append(&block).unwrap();
+        all.push(("eth0".to_string(), block));
+    }
+    let f = Fixture { _dir: dir, db, all };
+    for q in ["talk_src", "talk_conv", "dport,time"] {
+        for threads in [1, 3] {
+            let mut s = stmt(q)
+                .with_condition("dport < 40 | snet = 10.1.0.0/16")
+                .unwrap();
+            s.threads = threads;
+            s.limit = 25;
+            let r = check(&f, &s);
+            assert_eq!(r.blocks_read, 2, "{q}");
+            assert_eq!(r.rows_scanned, 140_000, "{q}");
+        }
+    }
+}
