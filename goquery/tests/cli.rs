@@ -580,3 +580,137 @@ fn replayed_captures_match_the_oracle() {
         assert_eq!(w["summary"]["totals"], v["summary"]["totals"], "{q}");
     }
 }
+
+#[test]
+fn direction_flags_choose_the_counter_columns() {
+    let e = env();
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &[],
+            &[
+                "packets_in",
+                "packets_out",
+                "packets_percent",
+                "bytes_in",
+                "bytes_out",
+                "bytes_percent",
+            ],
+        ),
+        (
+            &["--in"],
+            &["packets_in", "packets_percent", "bytes_in", "bytes_percent"],
+        ),
+        (
+            &["--out"],
+            &[
+                "packets_out",
+                "packets_percent",
+                "bytes_out",
+                "bytes_percent",
+            ],
+        ),
+        (
+            &["--sum"],
+            &["packets", "packets_percent", "bytes", "bytes_percent"],
+        ),
+        (
+            &["--in", "--out"],
+            &[
+                "packets_in",
+                "packets_out",
+                "packets_percent",
+                "bytes_in",
+                "bytes_out",
+                "bytes_percent",
+            ],
+        ),
+    ];
+    for (flags, cols) in cases {
+        let mut args = vec!["talk_src", "-i", "eth0", "-e", "csv", "-n", "1"];
+        args.extend_from_slice(flags);
+        let out = ok(&goquery(&e.db, &args));
+        let mut lines = out.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        assert_eq!(&header[1..], *cols, "{flags:?}");
+        let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+        assert_eq!(row[0], "10.0.0.1");
+        // 10.0.0.1: 63 units of n; in = 2n packets / 1000n bytes, out = n / 100n.
+        let want: &[&str] = match flags.first().copied() {
+            Some("--in") if flags.len() == 1 => &["126", "72.41", "63000", "72.41"],
+            Some("--out") => &["63", "72.41", "6300", "72.41"],
+            Some("--sum") => &["189", "72.41", "69300", "72.41"],
+            _ => &["126", "63", "72.41", "63000", "6300", "72.41"],
+        };
+        assert_eq!(&row[1..], want, "{flags:?}");
+    }
+    assert!(!goquery(&e.db, &["talk_src", "--in", "--sum"])
+        .status
+        .success());
+}
+
+#[test]
+fn threads_and_list_flag() {
+    let e = env();
+    let a = json(&e.db, &["agg_talk_port", "--threads", "1"]);
+    let b = json(&e.db, &["agg_talk_port", "--threads", "3"]);
+    assert_eq!(a["rows"], b["rows"]);
+    let out = ok(&goquery(&e.db, &["--list", "-e", "csv"]));
+    assert!(out.starts_with("iface,time_first,time_last,days,flows,packets,bytes,drops\n"));
+    assert_eq!(out.lines().count(), 3);
+}
+
+#[test]
+fn resolve_names_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let db = Database::create(&path).unwrap();
+    let mut w = db.writer("lo").unwrap();
+    w.append(&Block {
+        timestamp: T0,
+        stats: CaptureStats::default(),
+        rows: vec![flow("127.0.0.1", "127.0.0.1", 6, 631, 0, 1)],
+    })
+    .unwrap();
+    let want = goquery::resolve::lookup("127.0.0.1".parse().unwrap());
+    let out = ok(&goquery(
+        &path,
+        &["talk_conv", "-r", "--resolve-timeout", "2"],
+    ));
+    match want {
+        Some(name) => assert!(out.contains(&name), "{name}: {out}"),
+        None => assert!(out.contains("127.0.0.1"), "{out}"),
+    }
+    // JSON keeps the addresses.
+    let v = json(&path, &["talk_conv", "-r"]);
+    assert_eq!(v["rows"][0]["attributes"]["sip"], "127.0.0.1");
+    let (c, _) = code_and_err(&goquery(
+        &path,
+        &["talk_conv", "-r", "--resolve-timeout", "0"],
+    ));
+    assert_eq!(c, 2);
+}
+
+#[test]
+fn memory_limit_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let db = Database::create(&path).unwrap();
+    let mut w = db.writer("eth0").unwrap();
+    let rows = (0..40_000u32)
+        .map(|i| {
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string();
+            flow(&ip, "192.0.2.1", 6, 443, 0, 1)
+        })
+        .collect();
+    w.append(&Block {
+        timestamp: T0,
+        stats: CaptureStats::default(),
+        rows,
+    })
+    .unwrap();
+    let (c, err) = code_and_err(&goquery(&path, &["talk_src", "--max-mem", "1"]));
+    assert_eq!(c, 5, "{err}");
+    assert!(err.contains("memory limit of 1 MiB"), "{err}");
+    let v = json(&path, &["talk_src", "--max-mem", "64", "-n", "5"]);
+    assert_eq!(v["summary"]["hits"]["total"], 40_000);
+}
