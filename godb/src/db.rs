@@ -68,11 +68,14 @@ pub fn validate_iface(name: &str) -> Result<()> {
 }
 
 /// The UTC day folder of a block ending at `timestamp`: the day of `timestamp - 1`.
+/// Only years 0 to 9999 fit the four-digit year folders; other timestamps are
+/// [`Error::TimestampOutOfRange`].
 pub fn day_of(timestamp: i64) -> Result<NaiveDate> {
     timestamp
         .checked_sub(1)
         .and_then(|t| DateTime::from_timestamp(t, 0))
         .map(|d| d.date_naive())
+        .filter(|d| (0..=9999).contains(&d.year()))
         .ok_or(Error::TimestampOutOfRange(timestamp))
 }
 
@@ -270,6 +273,11 @@ mod tests {
             NaiveDate::from_ymd_opt(2025, 11, 22)
         );
         assert!(day_of(i64::MIN).is_err());
+        // Year folders have four digits: 0000-01-01 .. 9999-12-31 only.
+        assert!(day_of(-62_167_219_200 + 1).is_ok());
+        assert!(day_of(-62_167_219_200).is_err());
+        assert!(day_of(253_402_300_800).is_ok());
+        assert!(day_of(253_402_300_801).is_err());
         assert!(day_of(i64::MAX).is_err());
     }
 }
