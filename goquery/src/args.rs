@@ -132,7 +132,7 @@ pub struct Args {
     #[arg(long = "max-mem", value_name = "MIB", default_value_t = 4096)]
     pub max_mem: usize,
 
-    /// Worker threads [default: number of cores].
+    /// Worker threads; 0 uses one per core.
     #[arg(long = "threads", value_name = "N", default_value_t = 0)]
     pub threads: usize,
 

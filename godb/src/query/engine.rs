@@ -246,6 +246,17 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
             });
         }
     }
+    // Ordering needs the entries once more as a vector, next to the table.
+    let sort_bytes = table
+        .map
+        .len()
+        .saturating_mul(std::mem::size_of::<(super::aggregate::Key, crate::Counters)>());
+    if table.bytes().saturating_add(sort_bytes) > stmt.memory_limit {
+        return Err(QueryError::MemoryLimit {
+            limit_mib: stmt.memory_limit >> 20,
+            entries: table.map.len(),
+        });
+    }
     let totals = table.totals;
     let rows_scanned = table.rows_scanned;
     let (rows, hits_total) = finish(stmt, table, &ifaces);
