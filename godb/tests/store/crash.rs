@@ -38,6 +38,8 @@ fn kill_test_child_writer() {
     let mut w = db.writer("eth0").unwrap();
     let mut next = w.last_timestamp().map_or(0, |t| index_of(t) + 1);
     let mut out = std::io::stdout().lock();
+    writeln!(out, "\nready").unwrap();
+    out.flush().unwrap();
     loop {
         w.append(&block_for(next)).unwrap();
         writeln!(out, "ack {next}").unwrap();
@@ -128,22 +130,34 @@ fn kill_writer_at_random_points() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let acks = std::thread::spawn(move || {
             let mut last = None;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                // libtest may print "test ... " in front of the first ack.
-                if let Some(pos) = line.rfind("ack ") {
-                    last = line[pos + 4..].trim().parse::<u64>().ok().or(last);
+                if line == "ready" {
+                    let _ = ready_tx.send(());
+                }
+                if let Some(n) = line.strip_prefix("ack ") {
+                    last = n.trim().parse::<u64>().ok().or(last);
                 }
             }
             last
         });
-        std::thread::sleep(Duration::from_micros(rng.below(60_000)));
+        // Kill at a random moment of the writer's life: mostly while it appends (after
+        // it opened the database), sometimes while it starts up.
+        if rng.below(8) != 0 {
+            ready_rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("writer child did not start");
+        }
+        std::thread::sleep(Duration::from_micros(rng.below(50_000)));
         child.kill().unwrap();
         let status = child.wait().unwrap();
-        assert!(
-            !status.success(),
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.signal(),
+            Some(9),
             "writer child ended by itself: {status:?}"
         );
         let acked = acks.join().unwrap().map_or(committed, |n| n + 1);
@@ -156,6 +170,7 @@ fn kill_writer_at_random_points() {
         total_blocks += committed;
         kills += 1;
     }
+    assert!(total_blocks > 0, "no block was ever acknowledged");
     // After the last kill a new writer truncates the garbage and appends normally.
     let db = Database::open(dir.path()).unwrap();
     let mut w = db.writer("eth0").unwrap();
