@@ -252,6 +252,7 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
     let result = run_query(&db, &stmt).map_err(|e| {
         let code = match e {
             QueryError::MemoryLimit { .. } => exit::MEMORY,
+            QueryError::Statement(_) => exit::USAGE,
             QueryError::Worker => exit::OTHER,
             _ => exit::DATABASE,
         };

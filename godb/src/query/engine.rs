@@ -75,8 +75,7 @@ pub fn resolve_ifaces(db: &Database, stmt: &Statement) -> Result<Vec<String>, Qu
 /// Runs `stmt` over `db`.
 pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
     let start = Instant::now();
-    stmt.validate()
-        .map_err(|e| QueryError::Database(e.to_string()))?;
+    stmt.validate()?;
     let ifaces = resolve_ifaces(db, stmt)?;
     let plans = db
         .plan(&ScanRequest {

@@ -414,3 +414,11 @@ fn large_blocks_are_shared_in_chunks() {
         }
     }
 }
+
+#[test]
+fn edited_statements_are_validated_again() {
+    let f = fixture();
+    let mut s = stmt("talk_src");
+    s.first = s.last + 1;
+    assert!(matches!(run(&f.db, &s), Err(QueryError::Statement(_))));
+}

@@ -148,6 +148,9 @@ pub enum QueryError {
         /// Distinct result rows held when the limit was hit.
         entries: usize,
     },
+    /// The statement is invalid (e.g. fields edited after it was built).
+    #[error("invalid statement: {0}")]
+    Statement(#[from] StatementError),
     /// A worker thread panicked (a bug).
     #[error("internal error: a query worker failed")]
     Worker,
