@@ -81,7 +81,7 @@ fn starts_ci(p: &[u8], s: &[u8]) -> bool {
 /// The first line of a text payload (up to CR or LF), or the whole prefix scanned if
 /// no line end occurs in the first 512 bytes.
 fn first_line(p: &[u8]) -> &[u8] {
-    let p = &p[..p.len().min(512)];
+    let p = &p[..p.len().min(256)];
     let end = p.iter().position(|&b| b == b'\r' || b == b'\n');
     &p[..end.unwrap_or(p.len())]
 }
@@ -169,6 +169,16 @@ const SIP_METHODS: &[&[u8]] = &[
 
 fn text(c: &Ctx<'_>) -> Verdict {
     let p = c.payload;
+    // Every text signature starts with a letter, a digit or one of a few marks; binary
+    // payloads leave here without a scan for the line end.
+    let texty = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'<' | b'*' | b'+' | b':' | b'-');
+    let second_ok = match p.get(1) {
+        Some(b) => b.is_ascii_graphic() || *b == b' ',
+        None => true,
+    };
+    if !p.first().is_some_and(|&b| texty(b)) || !second_ok {
+        return Verdict::None;
+    }
     let line = first_line(p);
     let udp = c.proto == UDP;
 
@@ -197,7 +207,7 @@ fn text(c: &Ctx<'_>) -> Verdict {
             if star && (line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0")) {
                 return Strong(l7::SSDP);
             }
-        } else if contains(line, b" HTTP/1.") || line.len() == p.len().min(512) {
+        } else if contains(line, b" HTTP/1.") || line.len() == p.len().min(256) {
             // A full request line, or one cut by the end of the packet.
             return Strong(l7::HTTP);
         }
@@ -231,14 +241,6 @@ fn text_udp(c: &Ctx<'_>, line: &[u8]) -> Verdict {
                 };
             }
         }
-    }
-    // Memcached over UDP: 8-byte frame header (request id, sequence, count, reserved).
-    if p.len() > 8
-        && be16(p, 6) == Some(0)
-        && be16(p, 4).is_some_and(|n| n >= 1)
-        && memcached_text(&p[8..])
-    {
-        return Strong(l7::MEMCACHED);
     }
     let _ = line;
     Verdict::None
@@ -402,21 +404,6 @@ fn text_tcp(c: &Ctx<'_>, line: &[u8]) -> Verdict {
     if p.starts_with(b"AMQP") && p.len() == 8 {
         return Strong(l7::AMQP);
     }
-    // AMQP 0-9-1 frames (method, header, body, heartbeat) end in 0xCE.
-    if p.len() >= 8 && (1..=8).contains(&p[0]) {
-        let size = be32(p, 3).map_or(usize::MAX, |n| n as usize);
-        if size < 1 << 24 && p.get(7 + size) == Some(&0xce) {
-            return if c.port(5672) {
-                Strong(l7::AMQP)
-            } else {
-                Weak(l7::AMQP)
-            };
-        }
-    }
-    // BitTorrent handshake.
-    if p.first() == Some(&19) && p.get(1..20) == Some(b"BitTorrent protocol".as_slice()) {
-        return Strong(l7::BITTORRENT);
-    }
     Verdict::None
 }
 
@@ -449,6 +436,21 @@ fn tls_record(p: &[u8]) -> Option<Verdict> {
 
 fn tcp_binary(c: &Ctx<'_>) -> Verdict {
     let p = c.payload;
+    // AMQP 0-9-1 frames (method, header, body, heartbeat) end in 0xCE.
+    if p.len() >= 8 && (1..=8).contains(&p[0]) {
+        let size = be32(p, 3).map_or(usize::MAX, |n| n as usize);
+        if size < 1 << 24 && p.get(7 + size) == Some(&0xce) {
+            return if c.port(5672) {
+                Strong(l7::AMQP)
+            } else {
+                Weak(l7::AMQP)
+            };
+        }
+    }
+    // BitTorrent handshake.
+    if p.first() == Some(&19) && p.get(1..20) == Some(b"BitTorrent protocol".as_slice()) {
+        return Strong(l7::BITTORRENT);
+    }
     if let Some(v) = tls_record(p) {
         return v;
     }
@@ -928,6 +930,14 @@ fn openvpn(p: &[u8], c: &Ctx<'_>) -> Option<Verdict> {
 
 fn udp_binary(c: &Ctx<'_>) -> Verdict {
     let p = c.payload;
+    // Memcached over UDP: 8-byte frame header (request id, sequence, count, reserved).
+    if p.len() > 8
+        && be16(p, 6) == Some(0)
+        && be16(p, 4).is_some_and(|n| n >= 1)
+        && memcached_text(&p[8..])
+    {
+        return Strong(l7::MEMCACHED);
+    }
     // Port-anchored protocols first (payload still checked).
     if c.port_in(&[67, 68])
         && p.len() >= 240
