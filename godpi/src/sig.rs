@@ -566,7 +566,7 @@ fn tcp_binary(c: &Ctx<'_>) -> Verdict {
     // MS SQL TDS: pre-login (0x12) / login7 (0x10) / response (0x04), length.
     if p.len() >= 8
         && matches!(p[0], 0x01..=0x04 | 0x06 | 0x07 | 0x0e | 0x10..=0x12)
-        && p[1] <= 1
+        && p[1] & !0x1b == 0
         && be16(p, 2).map(usize::from) == Some(p.len())
         && p[6] <= 1
         && (p[0] == 0x12 || c.port(1433))
@@ -698,8 +698,27 @@ fn dns_like(p: &[u8], c: &Ctx<'_>, tcp: bool) -> Option<Verdict> {
         return (qr && rcode != 0 && same_id).then_some(Strong(l7::DNS));
     }
     // The first name (question, or answer when there is no question) must parse.
-    let nb = c.port(137);
-    let end = dns_name(p, 12, nb)?;
+    let nb_port = c.port(137);
+    let family_port = c.port_in(&[53, 5353, 5355, 137]);
+    // On the NetBIOS name service port the first label is NetBIOS-encoded; a plain DNS
+    // name there is DNS (or DNSCrypt).
+    let nb_end = if nb_port { dns_name(p, 12, true) } else { None };
+    let Some(end) = nb_end.or_else(|| dns_name(p, 12, false)) else {
+        // A sane header on a DNS-family port but a name that does not parse
+        // (malformed, or compressed oddly): weak, a second packet must agree.
+        if family_port && !tcp && qd <= 1 {
+            return Some(Weak(if c.port(5353) {
+                l7::MDNS
+            } else if c.port(5355) {
+                l7::LLMNR
+            } else if nb_port {
+                l7::NETBIOS
+            } else {
+                l7::DNS
+            }));
+        }
+        return None;
+    };
     if qd > 0 && be16(p, end) == Some(16) && dnscrypt_name(p, c) {
         return Some(Strong(l7::DNSCRYPT));
     }
@@ -709,7 +728,7 @@ fn dns_like(p: &[u8], c: &Ctx<'_>, tcp: bool) -> Option<Verdict> {
         l7::MDNS
     } else if c.port(5355) {
         l7::LLMNR
-    } else if nb {
+    } else if nb_port {
         l7::NETBIOS
     } else {
         l7::DNS
@@ -1023,6 +1042,11 @@ fn udp_binary(c: &Ctx<'_>) -> Verdict {
     }
     if c.port(5351) && natpmp(p) {
         return Strong(l7::NATPMP);
+    }
+    // RDP over UDP (MS-RDPEUDP): the SYN and SYN+ACK datagrams are padded to 1232
+    // bytes and carry the SYN flag.
+    if c.port(3389) && p.len() == 1232 && be16(p, 6).is_some_and(|f| f & 1 != 0) {
+        return Strong(l7::RDP);
     }
     // SLP v2: version 2, function 1..11, 3-byte length equal to the datagram.
     if p.len() >= 16 && p[0] == 2 && (1..=11).contains(&p[1]) {

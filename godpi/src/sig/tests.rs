@@ -182,14 +182,23 @@ fn dns_needs_a_parsable_question() {
     assert_eq!(run(UDP, 40000, 53, q), Strong(l7::DNS));
     assert_eq!(run(UDP, 5353, 5353, q), Strong(l7::MDNS));
     assert_eq!(run(UDP, 40000, 5355, q), Strong(l7::LLMNR));
-    // Truncated name, bad label length, too many questions.
-    assert_eq!(run(UDP, 40000, 53, &q[..20]), Verdict::None);
+    assert_eq!(run(UDP, 40000, 40001, q), Strong(l7::DNS));
+    // Truncated name, bad label length, too many questions: nothing away from the
+    // DNS ports, at most a weak hint (a sane header) on port 53.
+    assert_eq!(run(UDP, 40000, 40001, &q[..20]), Verdict::None);
+    assert_eq!(run(UDP, 40000, 53, &q[..20]), Weak(l7::DNS));
     let mut bad = q.to_vec();
     bad[12] = 70;
-    assert_eq!(run(UDP, 40000, 53, &bad), Verdict::None);
+    assert_eq!(run(UDP, 40000, 40001, &bad), Verdict::None);
     let mut many = q.to_vec();
     many[5] = 9;
     assert_eq!(run(UDP, 40000, 53, &many), Verdict::None);
+    // An undecided flow reports its weak hint; two agreeing packets decide it.
+    assert_eq!(label(UDP, 40000, 53, &[(true, &q[..20])]), l7::DNS);
+    assert_eq!(
+        label(UDP, 40000, 53, &[(true, &bad), (false, &bad)]),
+        l7::DNS
+    );
     // Over TCP with the 2-byte length prefix.
     let mut tcp = vec![0, q.len() as u8];
     tcp.extend_from_slice(q);
