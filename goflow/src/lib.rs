@@ -22,6 +22,8 @@
 //! assert_eq!(block.stats.packets_received, 1);
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod decode;
 pub mod frag;
 pub mod orient;
