@@ -264,3 +264,31 @@ fn openvpn_client_reset_alone_is_not_enough() {
         l7::UNKNOWN
     );
 }
+
+#[test]
+fn mutated_real_packets_never_panic() {
+    // Real packets with random bytes overwritten and random cuts reach the deep
+    // branches of every signature (length fields, name walks, option chains).
+    let mut seed = 11;
+    for f in ALL {
+        for (_, p) in f.packets {
+            for _ in 0..150 {
+                let mut m = p.to_vec();
+                let r = noise(&mut seed, 8);
+                for k in 0..(r[0] % 4) as usize {
+                    if !m.is_empty() {
+                        let at = usize::from(r[1 + k]) * m.len() / 256;
+                        m[at] = r[5 + k % 3];
+                    }
+                }
+                let cut = m.len() * usize::from(r[7]) / 255;
+                let m = &m[..cut.max(m.len().min(1))];
+                let mut st = L7State::default();
+                st.observe(true, f.proto, f.cport, f.sport, m);
+                st.observe(false, f.proto, f.cport, f.sport, p);
+                st.observe(true, f.proto, f.cport, f.sport, m);
+                let _ = st.label(f.proto, f.cport, f.sport);
+            }
+        }
+    }
+}
