@@ -213,6 +213,7 @@ impl Decoder {
         let payload = match ip.payload() {
             Ok(payload) => payload,
             Err(e) => {
+                self.stats.fragments += u64::from(ip.is_fragment());
                 self.count_error(e);
                 return Some(p);
             }
@@ -248,35 +249,30 @@ impl Decoder {
             hint: Hint::None,
             payload: &[],
         };
-        if let Some(frag) = walk.fragment {
-            if frag.offset != 0 || frag.more {
-                let key = FragKey {
-                    src: p.src,
-                    dst: p.dst,
-                    ident: frag.ident,
-                    proto: p.proto,
-                    v6: true,
-                };
-                if frag.offset != 0 {
-                    return Some(self.fragment(p, key, frag.offset, &[], ts));
-                }
-                return match ip.upper_payload(&walk) {
-                    Ok(payload) => Some(self.fragment(p, key, 0, payload, ts)),
-                    Err(e) => {
-                        self.stats.fragments += 1;
-                        self.count_error(e);
-                        Some(p)
-                    }
-                };
-            }
+        // An atomic fragment (offset 0, no more fragments) is a whole datagram.
+        let fragment = walk.fragment.filter(|f| f.offset != 0 || f.more);
+        let key = |ident| FragKey {
+            src: p.src,
+            dst: p.dst,
+            ident,
+            proto: p.proto,
+            v6: true,
+        };
+        if let Some(f) = fragment.filter(|f| f.offset != 0) {
+            return Some(self.fragment(p, key(f.ident), f.offset, &[], ts));
         }
-        match ip.upper_payload(&walk) {
-            Ok(payload) => Some(self.transport(p, payload)),
+        let payload = match ip.upper_payload(&walk) {
+            Ok(payload) => payload,
             Err(e) => {
+                self.stats.fragments += u64::from(fragment.is_some());
                 self.count_error(e);
-                Some(p)
+                return Some(p);
             }
-        }
+        };
+        Some(match fragment {
+            Some(f) => self.fragment(p, key(f.ident), 0, payload, ts),
+            None => self.transport(p, payload),
+        })
     }
 
     /// A fragment: the first one gives (and records) the ports, later ones look them up.
