@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
 use super::condition::Cols;
 use super::result::ResultRow;
@@ -95,12 +95,77 @@ pub(crate) struct CounterCols<'a> {
     pub pkts_sent: &'a [u64],
 }
 
+/// A batch of keyed rows sent from one worker to the owner of their keys.
+pub(crate) type Batch = Vec<(Key, Counters)>;
+
+/// Rows per batch sent to another worker.
+const BATCH: usize = 4096;
+
+/// Hash partitioning of keys between workers: each key has one owning worker, rows of
+/// keys owned by others are batched and sent to them, so the workers' tables are
+/// disjoint (half the memory each with two workers, and no merge).
+#[derive(Debug)]
+pub(crate) struct Route {
+    me: usize,
+    outbox: Vec<Batch>,
+    tx: Vec<Option<crossbeam::channel::Sender<Batch>>>,
+}
+
+impl Route {
+    /// Worker `me` of `tx.len()`, with senders to the others (`None` for itself).
+    pub fn new(me: usize, tx: Vec<Option<crossbeam::channel::Sender<Batch>>>) -> Route {
+        Route {
+            me,
+            outbox: vec![Vec::new(); tx.len()],
+            tx,
+        }
+    }
+
+    #[inline]
+    fn owner(&self, k: &Key) -> usize {
+        let h = BuildHasherDefault::<KeyHasher>::default().hash_one(k);
+        // Bits the table does not use for its bucket index or control byte.
+        ((h >> 40) as usize) % self.tx.len().max(1)
+    }
+
+    fn push(&mut self, to: usize, k: Key, c: Counters) {
+        let Some(out) = self.outbox.get_mut(to) else {
+            return;
+        };
+        if out.capacity() == 0 {
+            out.reserve_exact(BATCH);
+        }
+        out.push((k, c));
+        if out.len() >= BATCH {
+            let batch = std::mem::take(out);
+            if let Some(Some(tx)) = self.tx.get(to) {
+                // A receiver that is gone has stopped the query already.
+                let _ = tx.send(batch);
+            }
+        }
+    }
+
+    /// Sends what is left and drops the senders.
+    fn flush(&mut self) {
+        for (to, out) in self.outbox.iter_mut().enumerate() {
+            if !out.is_empty() {
+                if let Some(Some(tx)) = self.tx.get(to) {
+                    let _ = tx.send(std::mem::take(out));
+                }
+            }
+        }
+        self.tx.clear();
+    }
+}
+
 /// One worker's table and scratch space.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
     pub map: KeyMap,
     pub totals: Counters,
     pub rows_scanned: u64,
+    /// Set when keys are partitioned between workers.
+    pub route: Option<Route>,
     mask: Vec<bool>,
     pool: Vec<Vec<bool>>,
 }
@@ -198,8 +263,28 @@ impl Table {
                 pkts_rcvd: counters.pkts_rcvd[i],
                 pkts_sent: counters.pkts_sent[i],
             };
-            self.map.entry(k).or_default().add(&c);
+            match &mut self.route {
+                Some(r) if r.owner(&k) != r.me => {
+                    let to = r.owner(&k);
+                    r.push(to, k, c);
+                }
+                _ => self.map.entry(k).or_default().add(&c),
+            }
             self.totals.add(&c);
+        }
+    }
+
+    /// Adds a batch of rows whose keys this worker owns.
+    pub fn receive(&mut self, batch: Batch) {
+        for (k, c) in batch {
+            self.map.entry(k).or_default().add(&c);
+        }
+    }
+
+    /// Sends the rows still waiting for other workers and closes the routes.
+    pub fn flush(&mut self) {
+        if let Some(r) = &mut self.route {
+            r.flush();
         }
     }
 
@@ -226,9 +311,16 @@ fn metric(sort: SortBy, dir: Direction, c: &Counters) -> u64 {
 
 /// Orders the table's rows as the statement says and keeps the first `limit`.
 /// Ties are broken by the key, so the order is stable across runs.
-pub(crate) fn finish(stmt: &Statement, table: Table, ifaces: &[String]) -> (Vec<ResultRow>, usize) {
-    let hits = table.map.len();
-    let mut rows: Vec<(Key, Counters)> = table.map.into_iter().collect();
+pub(crate) fn finish(
+    stmt: &Statement,
+    tables: Vec<Table>,
+    ifaces: &[String],
+) -> (Vec<ResultRow>, usize) {
+    let hits = tables.iter().map(|t| t.map.len()).sum();
+    let mut rows: Vec<(Key, Counters)> = Vec::with_capacity(hits);
+    for t in tables {
+        rows.extend(t.map);
+    }
     let (sort, dir, asc) = (stmt.sort, stmt.direction, stmt.ascending);
     // Time order is always oldest first (as goQuery); within one time, and for the
     // other orders, largest first unless `ascending`.
@@ -294,7 +386,6 @@ fn ip_of(bytes: &[u8; 16], ipver: u8) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::BuildHasher;
 
     #[test]
     fn key_hash_spreads_low_and_high_bits() {

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use super::aggregate::{finish, CounterCols, Table};
+use crossbeam::channel::{unbounded, Receiver, Sender};
+
+use super::aggregate::{finish, Batch, CounterCols, Key, Route, Table};
 use super::condition::Cols;
 use super::error::QueryError;
 use super::result::{QueryResult, SkippedBlock};
@@ -106,10 +108,25 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
             }),
         }
     }
-    // Work items: (reader, block, first row, end row). Large blocks are cut into
-    // chunks so both cores share them; a worker keeps its last decoded block, and
-    // chunks of one block are handed out one after the other, so a block is decoded
-    // about once per worker that touches it.
+    let cores = if stmt.threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        stmt.threads
+    }
+    .max(1);
+
+    // Work items: (reader, block, first row, end row). When there are too few blocks
+    // to keep every core busy, large blocks are cut into chunks; a worker keeps its
+    // last decoded block, and chunks of one block are handed out one after the
+    // other, so such a block is decoded about once per worker that touches it.
+    let blocks_total: usize = readers.iter().map(|(_, r)| r.len()).sum();
+    let chunk_rows = if blocks_total >= 4 * cores {
+        usize::MAX
+    } else {
+        CHUNK_ROWS
+    };
     let work: Vec<(usize, usize, usize, usize)> = readers
         .iter()
         .enumerate()
@@ -120,13 +137,13 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                 .enumerate()
                 .flat_map(move |(b, meta)| {
                     let rows = usize::try_from(meta.rows()).unwrap_or(usize::MAX);
-                    let chunks = rows.div_ceil(CHUNK_ROWS).max(1);
+                    let chunks = rows.div_ceil(chunk_rows).max(1);
                     (0..chunks).map(move |c| {
-                        let lo = c * CHUNK_ROWS;
+                        let lo = c * chunk_rows;
                         let hi = if c + 1 == chunks {
                             usize::MAX
                         } else {
-                            lo + CHUNK_ROWS
+                            lo + chunk_rows
                         };
                         (r, b, lo, hi)
                     })
@@ -134,14 +151,7 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
         })
         .collect();
 
-    let threads = if stmt.threads == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    } else {
-        stmt.threads
-    }
-    .clamp(1, work.len().max(1));
+    let threads = cores.min(work.len().max(1));
 
     let next = AtomicUsize::new(0);
     let used = AtomicUsize::new(0);
@@ -149,8 +159,32 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
     let skipped_m = Mutex::new(skipped);
     let span = Mutex::new((i64::MAX, i64::MIN, 0usize));
 
-    let worker = || -> Result<Table, QueryError> {
+    // Keys with addresses are many: partition them between the workers by hash so
+    // their tables are disjoint. Few keys (ports, protocols): each worker keeps its
+    // own complete table and the tables are merged at the end.
+    let a = stmt.attributes;
+    let partitioned = threads > 1 && (a.sip || a.dip);
+    let check_memory = |table: &Table, reported: &mut usize| -> Result<(), QueryError> {
+        let now = table.bytes();
+        if now > *reported {
+            let total = used.fetch_add(now - *reported, Ordering::Relaxed) + now - *reported;
+            *reported = now;
+            if total > stmt.memory_limit {
+                abort.store(true, Ordering::Relaxed);
+                return Err(QueryError::MemoryLimit {
+                    limit_mib: stmt.memory_limit >> 20,
+                    entries: table.map.len(),
+                });
+            }
+        }
+        Ok(())
+    };
+
+    let worker = |me: usize, rx: Option<Receiver<Batch>>, tx: Vec<Option<Sender<Batch>>>| {
         let mut table = Table::default();
+        if rx.is_some() {
+            table.route = Some(Route::new(me, tx));
+        }
         let mut reported = 0usize;
         let (mut lo, mut hi, mut blocks) = (i64::MAX, i64::MIN, 0usize);
         let mut cached: Option<(usize, usize, BlockData)> = None;
@@ -206,17 +240,23 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                     }
                 }
             }
-            let now = table.bytes();
-            if now > reported {
-                let total = used.fetch_add(now - reported, Ordering::Relaxed) + now - reported;
-                reported = now;
-                if total > stmt.memory_limit {
-                    abort.store(true, Ordering::Relaxed);
-                    return Err(QueryError::MemoryLimit {
-                        limit_mib: stmt.memory_limit >> 20,
-                        entries: table.map.len(),
-                    });
+            if let Some(rx) = &rx {
+                while let Ok(batch) = rx.try_recv() {
+                    table.receive(batch);
                 }
+            }
+            check_memory(&table, &mut reported)?;
+        }
+        // Hand over the rows still waiting for other workers, then take the rest of
+        // ours until every other worker has closed its side.
+        table.flush();
+        if let Some(rx) = rx {
+            for batch in rx.iter() {
+                if abort.load(Ordering::Relaxed) {
+                    break;
+                }
+                table.receive(batch);
+                check_memory(&table, &mut reported)?;
             }
         }
         let mut s = lock(&span);
@@ -227,7 +267,25 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
     };
 
     let results: Vec<Result<Table, QueryError>> = crossbeam::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads).map(|_| scope.spawn(|_| worker())).collect();
+        let (txs, rxs): (Vec<Sender<Batch>>, Vec<Receiver<Batch>>) =
+            (0..threads).map(|_| unbounded()).unzip();
+        let worker = &worker;
+        let handles: Vec<_> = (0..threads)
+            .map(|me| {
+                let (rx, tx) = if partitioned {
+                    let tx = (0..threads)
+                        .map(|p| (p != me).then(|| txs[p].clone()))
+                        .collect();
+                    (Some(rxs[me].clone()), tx)
+                } else {
+                    (None, Vec::new())
+                };
+                scope.spawn(move |_| worker(me, rx, tx))
+            })
+            .collect();
+        // Only the workers hold senders now: a receiver ends when the others are done.
+        drop(txs);
+        drop(rxs);
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or(Err(QueryError::Worker)))
@@ -235,30 +293,40 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
     })
     .unwrap_or_else(|_| vec![Err(QueryError::Worker)]);
 
-    let mut table = Table::default();
+    let mut tables = Vec::with_capacity(results.len());
     for r in results {
-        table.merge(r?);
-        if table.bytes() > stmt.memory_limit {
-            return Err(QueryError::MemoryLimit {
-                limit_mib: stmt.memory_limit >> 20,
-                entries: table.map.len(),
-            });
-        }
+        tables.push(r?);
     }
-    // Ordering needs the entries once more as a vector, next to the table.
-    let sort_bytes = table
-        .map
-        .len()
-        .saturating_mul(std::mem::size_of::<(super::aggregate::Key, crate::Counters)>());
-    if table.bytes().saturating_add(sort_bytes) > stmt.memory_limit {
+    if !partitioned {
+        let mut merged = Table::default();
+        for t in tables.drain(..) {
+            merged.merge(t);
+            if merged.bytes() > stmt.memory_limit {
+                return Err(QueryError::MemoryLimit {
+                    limit_mib: stmt.memory_limit >> 20,
+                    entries: merged.map.len(),
+                });
+            }
+        }
+        tables.push(merged);
+    }
+    // Ordering needs the entries once more as a vector, next to the tables.
+    let entries: usize = tables.iter().map(|t| t.map.len()).sum();
+    let held: usize = tables.iter().map(Table::bytes).sum();
+    let sort_bytes = entries.saturating_mul(std::mem::size_of::<(Key, crate::Counters)>());
+    if held.saturating_add(sort_bytes) > stmt.memory_limit {
         return Err(QueryError::MemoryLimit {
             limit_mib: stmt.memory_limit >> 20,
-            entries: table.map.len(),
+            entries,
         });
     }
-    let totals = table.totals;
-    let rows_scanned = table.rows_scanned;
-    let (rows, hits_total) = finish(stmt, table, &ifaces);
+    let mut totals = crate::Counters::default();
+    let mut rows_scanned = 0;
+    for t in &tables {
+        totals.add(&t.totals);
+        rows_scanned += t.rows_scanned;
+    }
+    let (rows, hits_total) = finish(stmt, tables, &ifaces);
     let (lo, hi, blocks_read) = *lock(&span);
     let mut skipped = skipped_m.into_inner().unwrap_or_else(|p| p.into_inner());
     skipped.sort_by(|a, b| (&a.iface, a.timestamp).cmp(&(&b.iface, b.timestamp)));
