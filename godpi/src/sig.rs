@@ -1305,14 +1305,21 @@ fn rtp(c: &Ctx<'_>) -> Verdict {
     if !known_pt {
         return Verdict::None;
     }
-    // Confirmed when this direction's first packet carried the same SSRC.
+    // Confirmed when this direction's first packet carried the same SSRC and payload
+    // type, with a sequence number a little behind and a timestamp not ahead.
     if let Some(first) = c.own_first {
         if first.len() >= 12
             && first[0] >> 6 == 2
             && first[8..12] == p[8..12]
             && first[1] & 0x7f == pt
         {
-            return Strong(l7::RTP);
+            let seq = |b: &[u8]| u16::from_be_bytes([b[2], b[3]]);
+            let ts = |b: &[u8]| u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+            let dseq = seq(p).wrapping_sub(seq(first));
+            let dts = ts(p).wrapping_sub(ts(first));
+            if (1..=16).contains(&dseq) && dts < 0x8000_0000 {
+                return Strong(l7::RTP);
+            }
         }
         return Verdict::None;
     }

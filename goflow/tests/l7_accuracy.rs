@@ -229,6 +229,9 @@ struct Counts {
     truth: u64,
     /// We detect X and nDPI (DPI confidence) has a label.
     ours: u64,
+    /// We detect X and nDPI agrees (X may differ from nDPI's own class, e.g. smb for
+    /// `NetBIOS.SMBv23`, so this is not always `tp`).
+    ours_right: u64,
     truth_bytes: u64,
     tp_bytes: u64,
 }
@@ -307,10 +310,13 @@ fn evaluate(t: &mut Totals, file: &str, ndpi: &HashMap<Key, NdpiFlow>, ours: &Ha
         }
         if let Some(d) = detected {
             if n.dpi && n.master != "Unknown" {
-                t.per.entry(d).or_default().ours += 1;
+                let right = truth_id.is_some() && agrees_flow(n, d);
+                let e = t.per.entry(d).or_default();
+                e.ours += 1;
+                e.ours_right += u64::from(right);
                 t.detections_vs_dpi += 1;
                 t.detections_vs_dpi_bytes += n.bytes;
-                if truth_id.is_none() || !agrees_flow(n, d) {
+                if !right {
                     t.contradicted += 1;
                     t.contradicted_bytes += n.bytes;
                     let ours_name = l7::name(d).unwrap_or("?").to_string();
@@ -331,6 +337,15 @@ fn pct(a: u64, b: u64) -> f64 {
         100.0
     } else {
         100.0 * a as f64 / b as f64
+    }
+}
+
+/// A percentage for the per-protocol table, "-" when there is nothing to count.
+fn share(a: u64, b: u64) -> String {
+    if b == 0 {
+        "-".to_string()
+    } else {
+        format!("{:.1}%", pct(a, b))
     }
 }
 
@@ -375,13 +390,13 @@ fn report(t: &Totals) -> String {
     s.push_str("| --- | ---: | ---: | ---: | ---: | ---: |\n");
     for (id, c) in &t.per {
         s.push_str(&format!(
-            "| {} | {} | {} | {:.1}% | {} | {:.1}% |\n",
+            "| {} | {} | {} | {} | {} | {} |\n",
             l7::name(*id).unwrap_or("?"),
             c.truth,
             c.tp,
-            pct(c.tp, c.truth),
+            share(c.tp, c.truth),
             c.ours,
-            pct(c.tp, c.ours)
+            share(c.ours_right, c.ours)
         ));
     }
     s.push_str("\nDisagreements (our detection / nDPI master: flows):\n\n");
@@ -509,6 +524,7 @@ fn merge(a: &mut Totals, b: Totals) {
         e.tp += c.tp;
         e.truth += c.truth;
         e.ours += c.ours;
+        e.ours_right += c.ours_right;
         e.truth_bytes += c.truth_bytes;
         e.tp_bytes += c.tp_bytes;
     }
