@@ -7,8 +7,12 @@
 //! direction, and a count of payload packets. Every payload packet is matched against
 //! the signatures (which may read the whole packet, and the other direction's stored
 //! head) until the flow is decided: a strong signature decides at once; a weak one is
-//! kept as a hint and decides once both directions have been seen or a few packets
-//! have passed. Nothing is allocated, nothing is logged.
+//! kept as a hint and decides once both directions have been seen, when it matches
+//! again, or after [`MAX_PACKETS`]; a *candidate* (shapes random data often has, such
+//! as RTP) only counts once a second packet confirms it. STUN stays open for
+//! [`STUN_WINDOW`] packets because WebRTC flows move on to DTLS. Nothing is allocated,
+//! nothing is logged. The signatures, their accuracy against nDPI and their cost are
+//! documented in `docs/L7.md`.
 //!
 //! When no signature matched, [`L7State::label`] falls back to the well-known port
 //! table and returns a *port guess* ([`godb::l7::port_guess`], named like `dns?`), so
