@@ -98,8 +98,9 @@ pub(crate) struct CounterCols<'a> {
 /// A batch of keyed rows sent from one worker to the owner of their keys.
 pub(crate) type Batch = Vec<(Key, Counters)>;
 
-/// Rows per batch sent to another worker.
-const BATCH: usize = 4096;
+/// Rows per batch sent to another worker (80 kB: below malloc's mmap threshold, so
+/// batch buffers are recycled by the allocator instead of mapped and faulted in anew).
+const BATCH: usize = 1024;
 
 /// Hash partitioning of keys between workers: each key has one owning worker, rows of
 /// keys owned by others are batched and sent to them, so the workers' tables are
