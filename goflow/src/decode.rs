@@ -125,14 +125,17 @@ pub struct Decoder {
 
 /// ICMPv4 request types (echo, router solicitation, timestamp, information, mask).
 const ICMP4_REQUESTS: [u8; 5] = [8, 10, 13, 15, 17];
-/// ICMPv4 reply types, in the same order.
-const ICMP4_REPLIES: [u8; 5] = [0, 9, 14, 16, 18];
+/// ICMPv4 replies: the answers to those, in the same order, then the error messages
+/// (destination unreachable, source quench, redirect, time exceeded, parameter
+/// problem), which answer a packet the other side sent.
+const ICMP4_REPLIES: [u8; 10] = [0, 9, 14, 16, 18, 3, 4, 5, 11, 12];
 /// ICMPv6 requests: echo, MLD reports (v1, done, v2), router and neighbour
 /// solicitation, node information query.
 const ICMP6_REQUESTS: [u8; 7] = [128, 131, 132, 143, 133, 135, 139];
 /// ICMPv6 replies: echo reply, MLD query, router and neighbour advertisement, node
-/// information response.
-const ICMP6_REPLIES: [u8; 5] = [129, 130, 134, 136, 140];
+/// information response, and the error messages (destination unreachable, packet too
+/// big, time exceeded, parameter problem).
+const ICMP6_REPLIES: [u8; 9] = [129, 130, 134, 136, 140, 1, 2, 3, 4];
 
 impl Decoder {
     /// A decoder with zero counters.
@@ -491,7 +494,12 @@ mod tests {
             decode(LinkType::RawIp, &echo).0.map(|p| p.3),
             Some(Hint::SenderIsServer)
         );
-        echo[20] = 3; // unreachable: no hint
+        echo[20] = 11; // time exceeded: an answer, from the server side
+        assert_eq!(
+            decode(LinkType::RawIp, &echo).0.map(|p| p.3),
+            Some(Hint::SenderIsServer)
+        );
+        echo[20] = 6; // alternate host address (deprecated): no hint
         assert_eq!(
             decode(LinkType::RawIp, &echo).0.map(|p| p.3),
             Some(Hint::None)
