@@ -159,6 +159,8 @@ protocols! {
     NATPMP = 57, "nat-pmp";
     /// DNSCrypt (certificate queries `2.dnscrypt-cert.*` and the encrypted exchange).
     DNSCRYPT = 58, "dnscrypt";
+    /// Gnutella (and Gnutella2) peer-to-peer: handshakes and UDP messages.
+    GNUTELLA = 59, "gnutella";
 }
 
 /// Whether `id` is a port-based guess rather than a payload detection.
@@ -285,6 +287,7 @@ mod tests {
         (56, "coap"),
         (57, "nat-pmp"),
         (58, "dnscrypt"),
+        (59, "gnutella"),
     ];
 
     #[test]

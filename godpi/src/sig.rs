@@ -343,6 +343,14 @@ fn text_tcp(c: &Ctx<'_>, line: &[u8]) -> Verdict {
             return Strong(l7::IMAP);
         }
     }
+    // Gnutella handshakes (0.4 and 0.6) and push requests.
+    if p.starts_with(b"GNUTELLA CONNECT/")
+        || p.starts_with(b"GNUTELLA/0.")
+        || p.starts_with(b"GNUTELLA OK")
+        || (p.starts_with(b"GIV ") && contains(line, b":"))
+    {
+        return Strong(l7::GNUTELLA);
+    }
     // IRC.
     if p.starts_with(b"NICK ")
         || p.starts_with(b"CAP LS")
@@ -1105,6 +1113,22 @@ fn udp_binary(c: &Ctx<'_>) -> Verdict {
     // SNMP or CLDAP.
     if let Some(v) = ber_message(p, c) {
         return v;
+    }
+    // Gnutella2 UDP ("GND", flags, sequence, part number, part count) and Gnutella
+    // descriptors (16-byte GUID, type, TTL, hops, little-endian payload length).
+    if p.len() >= 8 && p.starts_with(b"GND") && p[6] >= 1 && (p[7] == 0 || p[6] <= p[7]) {
+        return Strong(l7::GNUTELLA);
+    }
+    if p.len() >= 23
+        && matches!(
+            p[16],
+            0x00..=0x02 | 0x30..=0x32 | 0x40 | 0x41 | 0x44 | 0x80 | 0x81
+        )
+        && p[17] <= 16
+        && p[18] <= 16
+        && le32(p, 19).map(|n| n as usize + 23) == Some(p.len())
+    {
+        return Strong(l7::GNUTELLA);
     }
     // BitTorrent DHT (bencoded dictionaries) and uTP.
     if p.starts_with(b"d1:")

@@ -93,6 +93,7 @@ const NDPI_MAP: &[(&str, u16)] = &[
     ("DNScrypt", l7::DNSCRYPT),
     // Avast's SecureDNS is a DNSCrypt resolver (certificate query `2.securedns.avast.com`).
     ("AVASTSecureDNS", l7::DNSCRYPT),
+    ("Gnutella", l7::GNUTELLA),
 ];
 
 /// nDPI names for protocols that start in clear text and switch to TLS (STARTTLS):
@@ -327,6 +328,8 @@ fn evaluate(t: &mut Totals, file: &str, ndpi: &HashMap<Key, NdpiFlow>, ours: &Ha
                 }
             } else if n.master == "Unknown" {
                 t.detected_ndpi_unknown += 1;
+                let ours_name = l7::name(d).unwrap_or("?").to_string();
+                example(t, ("Unknown".to_string(), ours_name), file, k);
             }
         }
     }
