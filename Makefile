@@ -8,7 +8,7 @@ INITDIR    ?= /etc/init.d
 SYSTEMDDIR ?= /lib/systemd/system
 CRONDIR    ?= /etc/cron.d
 
-.PHONY: all configure compile install uninstall clean test lint bench demo help
+.PHONY: all configure compile install uninstall clean test lint bench bench-compare demo help
 
 all: clean configure compile install
 
@@ -20,6 +20,7 @@ help:
 	@echo "make test        the whole test suite (what CI runs)"
 	@echo "make demo        build, capture or replay into ./db, print a goquery report"
 	@echo "make bench       criterion benchmarks"
+	@echo "make bench-compare  goprobe/goquery against nfpcapd, nfdump, tcpdump on one capture (PCAP=FILE, RUNS=3); writes docs/BENCHMARKS.md"
 	@echo "make all         clean configure compile install"
 
 # Install the system packages the build needs when they are missing, check the toolchain.
@@ -76,3 +77,7 @@ bench:
 
 demo: configure compile
 	./scripts/demo.sh
+
+# Side-by-side comparison with nfpcapd, nfdump and tcpdump (not part of test); see docs/BENCHMARKS.md.
+bench-compare:
+	CARGO=$(CARGO) ./scripts/bench-compare.sh $(PCAP)
