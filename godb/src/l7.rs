@@ -161,6 +161,8 @@ protocols! {
     DNSCRYPT = 58, "dnscrypt";
     /// Gnutella (and Gnutella2) peer-to-peer: handshakes and UDP messages.
     GNUTELLA = 59, "gnutella";
+    /// NFS and its ONC RPC helpers (portmapper, mount, lock manager, status monitor).
+    NFS = 60, "nfs";
 }
 
 /// Whether `id` is a port-based guess rather than a payload detection.
@@ -288,6 +290,7 @@ mod tests {
         (57, "nat-pmp"),
         (58, "dnscrypt"),
         (59, "gnutella"),
+        (60, "nfs"),
     ];
 
     #[test]

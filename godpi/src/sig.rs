@@ -631,9 +631,13 @@ fn tcp_binary(c: &Ctx<'_>) -> Verdict {
     Verdict::None
 }
 
-/// TCP protocols framed with a 2-byte length: DNS, OpenVPN, Kerberos (4-byte).
+/// TCP protocols framed with a 2-byte length: DNS, OpenVPN, Kerberos (4-byte), and
+/// ONC RPC with its 4-byte record mark.
 fn tcp_framed(c: &Ctx<'_>) -> Verdict {
     let p = c.payload;
+    if p.first().is_some_and(|b| b & 0x80 != 0) && nfs_rpc_call(p.get(4..).unwrap_or(&[])) {
+        return Strong(l7::NFS);
+    }
     let Some(len) = be16(p, 0).map(usize::from) else {
         return Verdict::None;
     };
@@ -965,6 +969,10 @@ fn udp_binary(c: &Ctx<'_>) -> Verdict {
     {
         return Strong(l7::MEMCACHED);
     }
+    // NFS / ONC RPC.
+    if nfs_rpc_call(p) {
+        return Strong(l7::NFS);
+    }
     // Port-anchored protocols first (payload still checked).
     if c.port_in(&[67, 68])
         && p.len() >= 240
@@ -1195,6 +1203,19 @@ fn slp_v1(p: &[u8]) -> bool {
         && p[5] == 0
         && p[6..8].iter().all(u8::is_ascii_alphabetic)
         && matches!(be16(p, 8), Some(3 | 4 | 106 | 1000 | 1001 | 1015))
+}
+
+/// ONC RPC call to NFS or one of its helpers: xid, message type 0, RPC version 2,
+/// program number (portmapper 100000, nfs 100003, mount 100005, nlockmgr 100021,
+/// status 100024).
+fn nfs_rpc_call(p: &[u8]) -> bool {
+    be32(p, 4) == Some(0)
+        && be32(p, 8) == Some(2)
+        && matches!(
+            be32(p, 12),
+            Some(100_000 | 100_003 | 100_005 | 100_021 | 100_024)
+        )
+        && p.len() >= 40
 }
 
 /// The first RADIUS attributes (type, length >= 2, value) must fit the message

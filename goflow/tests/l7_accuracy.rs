@@ -94,6 +94,7 @@ const NDPI_MAP: &[(&str, u16)] = &[
     // Avast's SecureDNS is a DNSCrypt resolver (certificate query `2.securedns.avast.com`).
     ("AVASTSecureDNS", l7::DNSCRYPT),
     ("Gnutella", l7::GNUTELLA),
+    ("NFS", l7::NFS),
 ];
 
 /// nDPI names for protocols that start in clear text and switch to TLS (STARTTLS):
