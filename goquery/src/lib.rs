@@ -154,8 +154,8 @@ pub fn statement(args: &Args, query: &str, now: i64) -> anyhow::Result<Statement
     };
     let first = match &args.first {
         Some(t) => timefmt::parse_time(t, now).map_err(|e| usage(format!("--first: {e}")))?,
-        None if time_query => last - 86_400,
-        None => last - 30 * 86_400,
+        None if time_query => last.saturating_sub(86_400),
+        None => last.saturating_sub(30 * 86_400),
     };
     if first > last {
         return Err(usage(format!(

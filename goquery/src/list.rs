@@ -71,7 +71,7 @@ pub fn write(out: &mut dyn Write, list: &[IfaceSummary], format: &str) -> io::Re
                 .map(|s| {
                     json!({
                         "iface": s.iface,
-                        "time_first": format_rfc3339(s.first - godb::INTERVAL_SECS),
+                        "time_first": format_rfc3339(s.first.saturating_sub(godb::INTERVAL_SECS)),
                         "time_last": format_rfc3339(s.last),
                         "days": s.days,
                         "flows": s.flows,
@@ -94,7 +94,7 @@ pub fn write(out: &mut dyn Write, list: &[IfaceSummary], format: &str) -> io::Re
                     out,
                     "{},{},{},{},{},{},{},{}",
                     s.iface,
-                    s.first - godb::INTERVAL_SECS,
+                    s.first.saturating_sub(godb::INTERVAL_SECS),
                     s.last,
                     s.days,
                     s.flows,
@@ -115,7 +115,7 @@ pub fn write(out: &mut dyn Write, list: &[IfaceSummary], format: &str) -> io::Re
             for s in list {
                 t.add_row(vec![
                     s.iface.clone(),
-                    format_local(s.first - godb::INTERVAL_SECS),
+                    format_local(s.first.saturating_sub(godb::INTERVAL_SECS)),
                     format_local(s.last),
                     s.days.to_string(),
                     units::count(s.flows),

@@ -115,7 +115,7 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
     } else {
         stmt.threads
     }
-    .max(1);
+    .clamp(1, MAX_THREADS);
 
     // Work items: (reader, block, first row, end row). When there are too few blocks
     // to keep every core busy, large blocks are cut into chunks; a worker keeps its
@@ -347,6 +347,9 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// Most worker threads a query starts, whatever the statement asks for.
+pub const MAX_THREADS: usize = 64;
 
 /// Rows per work item: blocks larger than this are shared between workers.
 const CHUNK_ROWS: usize = 32_768;

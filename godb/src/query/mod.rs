@@ -32,7 +32,7 @@ pub use attr::{proto_name, proto_number, Attribute, AttributeSet};
 pub use condition::{
     resolve_host, Cidr, Cmp, Condition, DirFilter, Leaf, NeededColumns, Node, Side, RESOLVE_TIMEOUT,
 };
-pub use engine::{needed_columns, resolve_ifaces, run};
+pub use engine::{needed_columns, resolve_ifaces, run, MAX_THREADS};
 pub use error::{ConditionError, ConditionErrorKind, QueryError, StatementError};
 pub use result::{QueryResult, ResultRow, SkippedBlock};
 pub use statement::{Direction, SortBy, Statement, DEFAULT_MEMORY_LIMIT};

@@ -109,7 +109,8 @@ pub struct Statement {
     pub direction: Direction,
     /// Maximum memory the aggregated result may take, bytes.
     pub memory_limit: usize,
-    /// Worker threads; 0 uses the number of available cores.
+    /// Worker threads; 0 uses the number of available cores (at most
+    /// [`super::MAX_THREADS`]).
     pub threads: usize,
 }
 

@@ -63,13 +63,13 @@ fn footer(out: &mut dyn Write, r: &Report<'_>) -> io::Result<()> {
         "   Timespan    : [{}, {}] ({})",
         format_local(s.first),
         format_local(s.last),
-        format_span(s.last - s.first)
+        format_span(s.last.saturating_sub(s.first))
     )?;
     if res.blocks_read > 0 {
         writeln!(
             out,
             "   Data        : [{}, {}] ({} blocks, {} flow records scanned)",
-            format_local(res.time_first - godb::INTERVAL_SECS),
+            format_local(res.time_first.saturating_sub(godb::INTERVAL_SECS)),
             format_local(res.time_last),
             res.blocks_read,
             units::count(res.rows_scanned)
