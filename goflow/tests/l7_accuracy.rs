@@ -258,8 +258,9 @@ struct Totals {
     contradicted: u64,
     contradicted_bytes: u64,
     detections_vs_dpi_bytes: u64,
-    /// Our detections where nDPI found nothing.
+    /// Our detections where nDPI found nothing, in all and by our name.
     detected_ndpi_unknown: u64,
+    unknown_by_ours: BTreeMap<String, u64>,
     /// Contradictions by (our name, nDPI name).
     confusions: BTreeMap<(String, String), u64>,
     /// Truth flows we missed, by (nDPI name, our name).
@@ -330,7 +331,8 @@ fn evaluate(t: &mut Totals, file: &str, ndpi: &HashMap<Key, NdpiFlow>, ours: &Ha
             } else if n.master == "Unknown" {
                 t.detected_ndpi_unknown += 1;
                 let ours_name = l7::name(d).unwrap_or("?").to_string();
-                example(t, ("Unknown".to_string(), ours_name), file, k);
+                example(t, ("Unknown".to_string(), ours_name.clone()), file, k);
+                *t.unknown_by_ours.entry(ours_name).or_default() += 1;
             }
         }
     }
@@ -406,6 +408,10 @@ fn report(t: &Totals) -> String {
     s.push_str("\nDisagreements (our detection / nDPI master: flows):\n\n");
     for ((o, n), k) in &t.confusions {
         s.push_str(&format!("- {o} / {n}: {k}\n"));
+    }
+    s.push_str("\nOur detections where nDPI found nothing (our label: flows):\n\n");
+    for (o, k) in &t.unknown_by_ours {
+        s.push_str(&format!("- {o}: {k}\n"));
     }
     s.push_str("\nMisses (nDPI master / our label: flows):\n\n");
     for ((n, o), k) in &t.misses {
@@ -549,6 +555,9 @@ fn merge(a: &mut Totals, b: Totals) {
     }
     for (k, v) in b.misses {
         *a.misses.entry(k).or_default() += v;
+    }
+    for (k, v) in b.unknown_by_ours {
+        *a.unknown_by_ours.entry(k).or_default() += v;
     }
     for (k, v) in b.examples {
         a.examples.entry(k).or_default().extend(v);
