@@ -5,6 +5,17 @@
 //! [`godb::query::Statement`] before touching any data, opens the database, runs the
 //! query, resolves names if asked, and renders. Failures carry an exit code
 //! ([`Failure`]); the codes are listed in `goquery --help` and in [`exit`].
+//!
+//! ```no_run
+//! use clap::Parser;
+//!
+//! let args = goquery::Args::parse_from(["goquery", "-d", "/var/db", "talk_conv", "-n", "10"]);
+//! let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+//! match goquery::run(&args, &mut out, &mut err) {
+//!     Ok(outcome) => eprintln!("{outcome:?}"),
+//!     Err(e) => eprintln!("goquery: {e:#} (exit {})", goquery::exit_code(&e)),
+//! }
+//! ```
 
 pub mod args;
 pub mod list;
