@@ -219,31 +219,43 @@ fn text(c: &Ctx<'_>) -> Verdict {
         return Strong(l7::RTSP);
     }
     if udp {
-        return text_udp(c, line);
+        return text_udp(c);
     }
     text_tcp(c, line)
 }
 
-fn text_udp(c: &Ctx<'_>, line: &[u8]) -> Verdict {
+fn text_udp(c: &Ctx<'_>) -> Verdict {
     let p = c.payload;
-    // Syslog: "<PRI>" with PRI at most 191.
-    if let Some(rest) = p.strip_prefix(b"<") {
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        if (1..=3).contains(&digits) && rest.get(digits) == Some(&b'>') {
-            let pri: u32 = rest[..digits]
-                .iter()
-                .fold(0, |a, &d| a * 10 + u32::from(d - b'0'));
-            if pri <= 191 {
-                return if c.port(514) {
-                    Strong(l7::SYSLOG)
-                } else {
-                    Weak(l7::SYSLOG)
-                };
-            }
-        }
+    if syslog_pri(p) {
+        return if c.port(514) {
+            Strong(l7::SYSLOG)
+        } else {
+            Weak(l7::SYSLOG)
+        };
     }
-    let _ = line;
     Verdict::None
+}
+
+/// Syslog: a message starting with `<PRI>`, PRI at most 191 (RFC 3164 / 5424); over
+/// TCP possibly after an octet count (RFC 6587).
+fn syslog_pri(p: &[u8]) -> bool {
+    let count = p.iter().take_while(|b| b.is_ascii_digit()).count();
+    let p = if count > 0 && count <= 5 && p.get(count) == Some(&b' ') {
+        &p[count + 1..]
+    } else {
+        p
+    };
+    let Some(rest) = p.strip_prefix(b"<") else {
+        return false;
+    };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if !(1..=3).contains(&digits) || rest.get(digits) != Some(&b'>') {
+        return false;
+    }
+    let pri: u32 = rest[..digits]
+        .iter()
+        .fold(0, |a, &d| a * 10 + u32::from(d - b'0'));
+    pri <= 191
 }
 
 fn memcached_text(p: &[u8]) -> bool {
@@ -342,6 +354,14 @@ fn text_tcp(c: &Ctx<'_>, line: &[u8]) -> Verdict {
         {
             return Strong(l7::IMAP);
         }
+    }
+    // Syslog over TCP (514 is also rsh's port: a `<PRI>` message settles it).
+    if syslog_pri(p) {
+        return if c.port_in(&[514, 601, 6514]) {
+            Strong(l7::SYSLOG)
+        } else {
+            Weak(l7::SYSLOG)
+        };
     }
     // Gnutella handshakes (0.4 and 0.6) and push requests.
     if p.starts_with(b"GNUTELLA CONNECT/")
