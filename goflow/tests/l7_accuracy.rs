@@ -523,9 +523,25 @@ fn l7_accuracy_against_ndpi() {
         "too few comparable flows: {}",
         totals.truth
     );
+    // The targets.
     assert!(by_flows >= 95.0, "agreement by flows {by_flows:.2}% < 95%");
     assert!(by_bytes >= 95.0, "agreement by bytes {by_bytes:.2}% < 95%");
     assert!(contradicted < 2.0, "contradicted {contradicted:.2}% >= 2%");
+    // Regression floors a little under what was measured when they were set (98.42%,
+    // 99.18%, 0.42%): a change that loses accuracy fails here even while the targets
+    // still hold.
+    assert!(
+        by_flows >= 98.0,
+        "agreement by flows fell to {by_flows:.2}%"
+    );
+    assert!(
+        by_bytes >= 98.8,
+        "agreement by bytes fell to {by_bytes:.2}%"
+    );
+    assert!(
+        contradicted < 0.8,
+        "contradicted rose to {contradicted:.2}%"
+    );
 }
 
 fn merge(a: &mut Totals, b: Totals) {
