@@ -75,11 +75,11 @@
 #![deny(missing_docs)]
 
 mod column;
+#[cfg(test)]
+mod crashsim;
 mod db;
 mod error;
 mod fsio;
-#[cfg(test)]
-mod crashsim;
 mod meta;
 mod reader;
 mod retention;
