@@ -714,3 +714,33 @@ fn memory_limit_exit_code() {
     let v = json(&path, &["talk_src", "--max-mem", "64", "-n", "5"]);
     assert_eq!(v["summary"]["hits"]["total"], 40_000);
 }
+
+/// Regression: the default window ends "now"; the interval in progress, stamped with
+/// its end (here now + 200 s), must be in it (it printed "no data" before).
+#[test]
+fn default_window_includes_the_interval_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let db = Database::create(&path).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let mut w = db.writer("eth0").unwrap();
+    w.append(&Block {
+        timestamp: now + 200,
+        stats: CaptureStats::default(),
+        rows: vec![flow("10.9.8.7", "192.0.2.1", 6, 443, 0, 4)],
+    })
+    .unwrap();
+    for q in ["talk_src", "raw"] {
+        let o = Command::new(BIN)
+            .env("TZ", "UTC")
+            .env_remove("GOPROBE_DB")
+            .env("GOPROBE_CONFIG", "")
+            .args(["-e", "json", q, "-d"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_str(&ok(&o)).unwrap();
+        assert_eq!(v["rows"][0]["attributes"]["sip"], "10.9.8.7", "{q}");
+        assert_eq!(v["rows"][0]["counters"]["br"], 4000, "{q}");
+    }
+}

@@ -79,11 +79,12 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
     let start = Instant::now();
     stmt.validate()?;
     let ifaces = resolve_ifaces(db, stmt)?;
+    let (ts_lo, ts_hi) = stmt.block_range();
     let plans = db
         .plan(&ScanRequest {
             ifaces: ifaces.clone(),
-            first: stmt.first,
-            last: stmt.last,
+            first: ts_lo,
+            last: ts_hi,
         })
         .map_err(|e| QueryError::Database(e.to_string()))?;
     let columns = needed_columns(stmt);
@@ -219,7 +220,7 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
             let Some((_, _, block)) = cached.as_ref() else {
                 continue;
             };
-            if block.timestamp < stmt.first || block.timestamp > stmt.last {
+            if block.timestamp < ts_lo || block.timestamp > ts_hi {
                 continue;
             }
             match add(&mut table, stmt, block, *iface_idx as u16, row_lo, row_hi) {

@@ -94,7 +94,8 @@ fn reference(f: &Fixture, s: &Statement) -> (BTreeMap<RefKey, Counters>, Counter
         if !s.ifaces.is_empty() && !s.ifaces.contains(iface) {
             continue;
         }
-        if b.timestamp < s.first || b.timestamp > s.last {
+        // The interval [ts - 300, ts) overlaps the window: first < ts < last + 300.
+        if b.timestamp <= s.first || b.timestamp >= s.last + 300 {
             continue;
         }
         for r in &b.rows {
@@ -264,13 +265,20 @@ fn interfaces_and_time_range() {
         .unwrap();
     let r = check(&f, &s);
     assert!(r.rows.iter().all(|r| r.iface.is_some()));
-    // A window of two blocks of eth0 (and eth1).
+    // A window of two intervals, [T0, T0 + 600): the blocks stamped T0 + 300 and
+    // T0 + 600 of eth0 (and eth1).
     let mut s = stmt("raw");
-    s.first = T0 + 300;
+    s.first = T0;
     s.last = T0 + 600;
     let r = check(&f, &s);
     assert_eq!(r.blocks_read, 4);
     assert_eq!((r.time_first, r.time_last), (T0 + 300, T0 + 600));
+    // A window inside one interval reads that interval's block only.
+    s.first = T0 + 310;
+    s.last = T0 + 320;
+    let r = check(&f, &s);
+    assert_eq!(r.blocks_read, 2);
+    assert_eq!((r.time_first, r.time_last), (T0 + 600, T0 + 600));
     // No data in range.
     let mut s = stmt("talk_src");
     s.first = T0 + 86_400 * 10;
@@ -413,6 +421,41 @@ fn large_blocks_are_shared_in_chunks() {
             assert_eq!(r.rows_scanned, 140_000, "{q}");
         }
     }
+}
+
+/// Regression: a window ending "now" must include the interval in progress, whose
+/// block is stamped with its end, up to five minutes after now.
+#[test]
+fn window_ending_now_includes_the_interval_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("db")).unwrap();
+    let now = T0 + 86_400 * 3 + 100;
+    let mut w = db.writer("eth0").unwrap();
+    for (ts, n) in [(now - 400, 1), (now + 200, 2)] {
+        w.append(&Block {
+            timestamp: ts,
+            stats: CaptureStats::default(),
+            rows: vec![flow("10.0.0.1", "192.0.2.1", 6, 443, 0, n)],
+        })
+        .unwrap();
+    }
+    let s = Statement::new("talk_src", now - 30 * 86_400, now).unwrap();
+    let r = run(&db, &s).unwrap();
+    assert_eq!(r.blocks_read, 2);
+    assert_eq!(r.totals.bytes_rcvd, 3000);
+    assert_eq!(r.time_last, now + 200);
+    // Boundaries: the block stamped exactly `first` ended before the window; the one
+    // stamped `last + 300` starts after it.
+    let s = Statement::new("talk_src", now - 400, now - 100).unwrap();
+    assert_eq!(run(&db, &s).unwrap().blocks_read, 0);
+    let s = Statement::new("talk_src", now - 401, now - 100).unwrap();
+    assert_eq!(run(&db, &s).unwrap().blocks_read, 1);
+    // An instant inside an interval selects it; an interval boundary is an empty
+    // window (goQuery's rule).
+    let s = Statement::new("talk_src", now - 50, now - 50).unwrap();
+    assert_eq!(run(&db, &s).unwrap().blocks_read, 1);
+    let s = Statement::new("talk_src", now - 100, now - 100).unwrap();
+    assert_eq!(run(&db, &s).unwrap().blocks_read, 0);
 }
 
 #[test]

@@ -93,9 +93,9 @@ pub struct Statement {
     pub condition: Option<Condition>,
     /// The condition as the user wrote it (for the footer and JSON).
     pub condition_text: String,
-    /// First block time included, UTC seconds.
+    /// Start of the time window, UTC seconds (see [`Statement::block_range`]).
     pub first: i64,
-    /// Last block time included, UTC seconds.
+    /// End of the time window, UTC seconds (see [`Statement::block_range`]).
     pub last: i64,
     /// Interfaces to read; empty means all of the database.
     pub ifaces: Vec<String>,
@@ -166,6 +166,21 @@ impl Statement {
         }
         self.ifaces = ifaces;
         Ok(self)
+    }
+
+    /// The block timestamps the window `[first, last]` selects, as an inclusive range.
+    ///
+    /// A block's timestamp is the end of its interval: it holds the traffic of
+    /// `[ts - INTERVAL_SECS, ts)`. A block is read when its interval overlaps the
+    /// window, as goQuery does it: `first < ts < last + INTERVAL_SECS`. So
+    /// `-f 10:00 -l 11:00` reads the twelve intervals from 10:00 to 11:00 (blocks
+    /// stamped 10:05 to 11:00), and a window ending at "now" includes the interval in
+    /// progress, whose block is stamped up to five minutes after now.
+    pub fn block_range(&self) -> (i64, i64) {
+        (
+            self.first.saturating_add(1),
+            self.last.saturating_add(crate::INTERVAL_SECS - 1),
+        )
     }
 
     /// Checks the parts that can be wrong after direct field edits.
