@@ -744,3 +744,33 @@ fn default_window_includes_the_interval_in_progress() {
         assert_eq!(v["rows"][0]["counters"]["br"], 4000, "{q}");
     }
 }
+
+/// `-c "l7 = dns?"` selects the port guesses, `l7 = dns` the payload detections.
+#[test]
+fn l7_port_guess_condition() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let db = Database::create(&path).unwrap();
+    let guess = godb::l7::port_guess(dns_id());
+    let mut w = db.writer("eth0").unwrap();
+    w.append(&Block {
+        timestamp: T0,
+        stats: CaptureStats::default(),
+        rows: vec![
+            flow("10.0.0.1", "192.0.2.53", 17, 53, dns_id(), 2),
+            flow("10.0.0.2", "192.0.2.53", 17, 53, guess, 3),
+        ],
+    })
+    .unwrap();
+    for (cond, sip, l7) in [
+        ("l7 = dns?", "10.0.0.2", "dns?"),
+        ("l7=dns?&dport=53", "10.0.0.2", "dns?"),
+        ("l7 = dns", "10.0.0.1", "dns"),
+    ] {
+        let v = json(&path, &["sip,l7", "-c", cond]);
+        let rows = v["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{cond}: {v}");
+        assert_eq!(rows[0]["attributes"]["sip"], sip, "{cond}");
+        assert_eq!(rows[0]["attributes"]["l7"], l7, "{cond}");
+    }
+}

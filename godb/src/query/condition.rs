@@ -15,7 +15,8 @@
 //!
 //! Attributes: `sip`/`src`, `dip`/`dst`, `host` (either side), `snet`, `dnet`, `net`
 //! (either side; CIDR, IPv4 or IPv6), `dport`/`port`, `proto`/`protocol`/`ipproto`
-//! (name or number), `l7` (name from [`crate::l7`] or id) and `dir`/`direction` (`in`,
+//! (name or number), `l7` (name from [`crate::l7`] or id; `dns` is the payload
+//! detection only, `dns?` the port guess only) and `dir`/`direction` (`in`,
 //! `out`, `uni`, `bi` and their long forms). Addresses, networks, layer-7 protocols and
 //! directions only compare with `=` and `!=`. Where an address is expected a hostname
 //! is accepted and resolved to all its addresses.

@@ -470,3 +470,42 @@ fn vectorised_eval_matches_row_eval() {
         );
     }
 }
+
+/// Port-guess names (`dns?`) are values of their own: `l7 = dns` is the payload
+/// detection only, `l7 = dns?` the port guess only, as the output labels them.
+#[test]
+fn l7_port_guess_names_with_question_mark() {
+    use crate::l7;
+    let dns = l7::id("dns").unwrap();
+    let detected = row("10.0.0.1", "10.0.0.53", 17, 53, dns, 1, 1);
+    let guessed = row("10.0.0.1", "10.0.0.53", 17, 53, l7::port_guess(dns), 1, 1);
+    let c = parse("l7 = dns?");
+    assert!(c.matches(&guessed) && !c.matches(&detected));
+    assert_eq!(c.to_string(), "l7 = dns?");
+    let c = parse("l7 = dns");
+    assert!(c.matches(&detected) && !c.matches(&guessed));
+    let c = parse("l7 != dns?");
+    assert!(!c.matches(&guessed) && c.matches(&detected));
+    // `?` needs no spaces around it and ends at the next delimiter.
+    for text in [
+        "l7=dns?&proto=udp",
+        "(l7 = DNS?)",
+        "[l7 eq dns?] and dport = 53",
+        "l7 = dns? | l7 = tls",
+        "not l7 != dns?",
+    ] {
+        assert!(parse(text).matches(&guessed), "{text}");
+        assert!(!parse(text).matches(&detected), "{text}");
+    }
+    let c = parse("l7 = dns | l7 = dns?");
+    assert!(c.matches(&guessed) && c.matches(&detected));
+    // The guess id as a number works too.
+    let n = l7::port_guess(dns).to_string();
+    assert!(parse(&format!("l7 = {n}")).matches(&guessed));
+    // Errors point at the value.
+    for (text, pos) in [("l7 = nosuch?", 5), ("l7 = ?", 5), ("l7 = dns??", 5)] {
+        let e = err(text);
+        assert!(matches!(e.kind, K::InvalidValue { .. }), "{text}: {e}");
+        assert_eq!(e.position, pos, "{text}");
+    }
+}
