@@ -2,13 +2,17 @@
 PREFIX  ?= /usr/local/goprobe
 DESTDIR ?=
 CARGO   ?= cargo
-RELEASE  = target/release
+# Where cargo puts its output (honours CARGO_TARGET_DIR) and the folder holding the
+# binaries that install and demo use: the release build of `make compile` by default;
+# BUILD=$(TARGET_DIR)/debug installs the debug binaries (what the system tests do).
+TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
+BUILD      ?= $(TARGET_DIR)/release
 # Where the init script, unit and cron file go (below DESTDIR).
 INITDIR    ?= /etc/init.d
 SYSTEMDDIR ?= /lib/systemd/system
 CRONDIR    ?= /etc/cron.d
 
-.PHONY: all configure compile install uninstall clean test lint bench bench-compare demo help
+.PHONY: all configure compile install uninstall clean test test-system lint bench bench-compare demo help
 
 all: clean configure compile install
 
@@ -17,7 +21,8 @@ help:
 	@echo "make compile     release build of goprobe and goquery"
 	@echo "make install     install below DESTDIR/PREFIX (PREFIX=$(PREFIX)), init script, unit, cron job"
 	@echo "make uninstall   remove what install put in place (keeps the database and the config)"
-	@echo "make test        the whole test suite (what CI runs)"
+	@echo "make test        the whole test suite (what CI runs): lint, cargo test, test-system"
+	@echo "make test-system install, init script, cron retention and demo tests (tests/system; root for most)"
 	@echo "make demo        build, capture or replay into ./db, print a goquery report"
 	@echo "make bench       criterion benchmarks"
 	@echo "make bench-compare  goprobe/goquery against nfpcapd, nfdump, tcpdump on one capture (PCAP=FILE, RUNS=3); writes docs/BENCHMARKS.md"
@@ -37,15 +42,15 @@ compile:
 	$(CARGO) build --release --locked -p goprobe -p goquery
 
 install:
-	@[ -x $(RELEASE)/goprobe ] && [ -x $(RELEASE)/goquery ] || { echo "install: run 'make compile' first"; exit 1; }
+	@[ -x $(BUILD)/goprobe ] && [ -x $(BUILD)/goquery ] || { echo "install: no goprobe and goquery in $(BUILD): run 'make compile' first"; exit 1; }
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc $(DESTDIR)$(PREFIX)/share/doc/goprobe
 	install -d -m 0750 $(DESTDIR)$(PREFIX)/db
-	install -m 0755 $(RELEASE)/goprobe $(RELEASE)/goquery $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(BUILD)/goprobe $(BUILD)/goquery $(DESTDIR)$(PREFIX)/bin/
 	@if [ -e $(DESTDIR)$(PREFIX)/etc/goprobe.toml ]; then \
 	  echo "install: keeping the existing $(DESTDIR)$(PREFIX)/etc/goprobe.toml"; \
 	else \
 	  sed 's|@PREFIX@|$(PREFIX)|g' etc/goprobe.toml > $(DESTDIR)$(PREFIX)/etc/goprobe.toml; \
-	  chmod 0640 $(DESTDIR)$(PREFIX)/etc/goprobe.toml; \
+	  chmod 0644 $(DESTDIR)$(PREFIX)/etc/goprobe.toml; \
 	fi
 	install -m 0644 README.md LICENSE $(DESTDIR)$(PREFIX)/share/doc/goprobe/
 	install -d $(DESTDIR)$(INITDIR) $(DESTDIR)$(SYSTEMDDIR) $(DESTDIR)$(CRONDIR)
@@ -71,12 +76,19 @@ lint:
 
 test: lint
 	$(CARGO) test --workspace --locked
+	$(MAKE) test-system
+
+# Shell tests of the installed system (tests/system/README.md): they install the debug
+# binaries that `cargo test` already built into a temporary DESTDIR.
+test-system:
+	$(CARGO) build --locked -p goprobe -p goquery
+	BUILD=$(abspath $(TARGET_DIR))/debug CARGO="$(CARGO)" tests/system/run.sh
 
 bench:
 	$(CARGO) bench -p goprobe-benches
 
 demo: configure compile
-	./scripts/demo.sh
+	BIN=$(BUILD) ./scripts/demo.sh
 
 # Side-by-side comparison with nfpcapd, nfdump and tcpdump (not part of test); see docs/BENCHMARKS.md.
 bench-compare:
