@@ -233,7 +233,7 @@ kill -INT $TCPDUMP
 wait $TCPDUMP 2>/dev/null
 
 # --- the database holds exactly the witnessed traffic -------------------------------------
-"$BIN/goquery" -d "$DB" -i "$VC" -f "$T0" -l "$(($(date +%s) + 600))" -n 0 -e json sip,dip,dport,proto >"$TMP/query.json" ||
+"$BIN/goquery" -d "$DB" -i "$VC" -f "$T0" -n 0 -e json sip,dip,dport,proto >"$TMP/query.json" ||
     fail "goquery failed (exit $?): $(cat "$TMP/query.json")"
 python3 - "$TMP/witness.pcap" "$TMP/query.json" "$CAP_IP" "$PEER_IP" "$TCP_PORT" \
     "$UDP_COUNT" "$UDP_SIZE" "$TCP_CONNS" $UDP_PORTS <<'PY' || fail "database and witness differ"
