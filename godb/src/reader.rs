@@ -141,8 +141,9 @@ impl BlockData {
 impl Database {
     /// Plans a scan from the metadata alone: for each wanted interface (sorted) and
     /// day (ascending), the committed blocks with timestamps in `[first, last]`. Days
-    /// without such blocks are left out; a day whose metadata is damaged is included
-    /// with [`DayPlan::damaged`] set. Interfaces without data yield nothing.
+    /// without such blocks are left out; a day whose metadata is damaged or cannot be
+    /// read is included with [`DayPlan::damaged`] set. Interfaces without data yield
+    /// nothing. Only a folder above the days that cannot be listed is an error.
     pub fn plan(&self, req: &ScanRequest) -> Result<Vec<DayPlan>> {
         let mut ifaces = if req.ifaces.is_empty() {
             self.interfaces()?
@@ -193,7 +194,15 @@ impl Database {
                         damaged: Some(format!("{}: {reason}", path.display())),
                         dir,
                     }),
-                    Err(e) => return Err(e),
+                    // Unreadable (permissions, a folder in its place, I/O error): the
+                    // day is damaged for this reader, the other days stay readable.
+                    Err(e) => out.push(DayPlan {
+                        iface: iface.clone(),
+                        date,
+                        blocks: Vec::new(),
+                        damaged: Some(e.to_string()),
+                        dir,
+                    }),
                 }
             }
         }
@@ -269,6 +278,19 @@ impl DayReader {
     /// The columns this reader decodes.
     pub fn columns(&self) -> ColumnSet {
         self.columns
+    }
+
+    /// The requested column files that could not be opened or mapped, with their
+    /// path and the reason: every block read needs them, so every read fails.
+    pub fn unavailable(&self) -> Vec<(Column, &Path, &str)> {
+        Column::ALL
+            .iter()
+            .zip(&self.files)
+            .filter_map(|(c, f)| match f {
+                ColumnFile::Unavailable(p, why) => Some((*c, p.as_path(), why.as_str())),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Decodes block `i` of the plan (the chosen columns only), verifying lengths,

@@ -25,7 +25,8 @@ TIMES (-f, -l):
 
 EXIT CODES:
   0  success (also when the output pipe closes early)
-  1  success, but corrupted blocks were skipped (listed on stderr)
+  1  success, but data was left out: corrupted blocks, unreadable days, missing column
+     files (listed on stderr; foreign files are only warned about)
   2  usage error: unknown flag, query type, attribute, format; malformed condition or time
   3  database error: missing or empty database, unknown interface, unreadable metadata
   4  no data in the time range

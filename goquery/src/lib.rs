@@ -41,7 +41,8 @@ pub use args::Args;
 pub mod exit {
     /// Success (also when the reader of the output went away).
     pub const OK: u8 = 0;
-    /// Success, but corrupted blocks were skipped.
+    /// Success, but data was left out: corrupted blocks skipped, unreadable days or
+    /// missing column files (all listed on stderr).
     pub const PARTIAL: u8 = 1;
     /// Bad command line: flags, query type, attribute, condition, time, format.
     pub const USAGE: u8 = 2;
@@ -96,7 +97,8 @@ pub fn condition_message(text: &str, e: &ConditionError) -> String {
 pub enum Outcome {
     /// Everything read.
     Complete,
-    /// Some corrupted blocks were skipped.
+    /// Some data was left out: corrupted blocks skipped, or days or column files
+    /// that could not be read (the number of such blocks and problems).
     SkippedBlocks(usize),
 }
 
@@ -235,7 +237,9 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
             ));
         }
         let db = open_db(&db_path(args)?)?;
-        let l = list::summaries(&db).map_err(|e| fail(exit::DATABASE, e.to_string()))?;
+        let (l, problems) =
+            list::summaries(&db).map_err(|e| fail(exit::DATABASE, e.to_string()))?;
+        warn_problems(err, &problems)?;
         if l.is_empty() {
             return Err(fail(
                 exit::DATABASE,
@@ -243,7 +247,12 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
             ));
         }
         list::write(out, &l, &args.format).context("writing the output")?;
-        return Ok(Outcome::Complete);
+        let lost = problems.iter().filter(|p| p.loses_data()).count();
+        return Ok(if lost == 0 {
+            Outcome::Complete
+        } else {
+            Outcome::SkippedBlocks(lost)
+        });
     }
     if query.is_empty() {
         return Err(fail(
@@ -282,7 +291,8 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
         )
         .context("writing to stderr")?;
     }
-    if result.blocks_read == 0 && result.skipped.is_empty() {
+    warn_problems(err, &result.problems)?;
+    if result.blocks_read == 0 && !result.is_partial() {
         return Err(fail(
             exit::NO_DATA,
             format!(
@@ -312,11 +322,20 @@ pub fn run(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::Res
     }
     .context("writing the output")?;
     out.flush().context("writing the output")?;
-    Ok(if result.skipped.is_empty() {
-        Outcome::Complete
+    Ok(if result.is_partial() {
+        let lost = result.problems.iter().filter(|p| p.loses_data()).count();
+        Outcome::SkippedBlocks(result.skipped.len() + lost)
     } else {
-        Outcome::SkippedBlocks(result.skipped.len())
+        Outcome::Complete
     })
+}
+
+/// One stderr line per problem of the database folder.
+fn warn_problems(err: &mut dyn Write, problems: &[godb::query::Problem]) -> anyhow::Result<()> {
+    for p in problems {
+        writeln!(err, "goquery: warning: {p}").context("writing to stderr")?;
+    }
+    Ok(())
 }
 
 /// The exit code for an error returned by [`run`]: its [`Failure`] code, 0 for a

@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 
 use comfy_table::{presets, CellAlignment, Table};
+use godb::query::Problem;
 use godb::{CaptureStats, Counters, Database};
 use serde_json::json;
 
@@ -29,11 +30,20 @@ pub struct IfaceSummary {
     pub stats: CaptureStats,
 }
 
-/// Summaries of every interface of `db`.
-pub fn summaries(db: &Database) -> godb::Result<Vec<IfaceSummary>> {
+/// Summaries of every interface of `db`, and what is wrong in its folder (foreign
+/// entries, unreadable days, missing column files): those days are left out and the
+/// rest is listed.
+pub fn summaries(db: &Database) -> godb::Result<(Vec<IfaceSummary>, Vec<Problem>)> {
     let mut out = Vec::new();
-    for iface in db.interfaces()? {
-        let days = db.days(&iface)?;
+    let ifaces = db.interfaces()?;
+    let mut problems = godb::query::audit(db, &ifaces, None);
+    for iface in ifaces {
+        let (days, more) = godb::query::day_summaries(db, &iface);
+        for p in more {
+            if !problems.iter().any(|q| q.path == p.path) {
+                problems.push(p);
+            }
+        }
         if days.is_empty() {
             continue;
         }
@@ -55,7 +65,8 @@ pub fn summaries(db: &Database) -> godb::Result<Vec<IfaceSummary>> {
         }
         out.push(s);
     }
-    Ok(out)
+    problems.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok((out, problems))
 }
 
 fn drops(s: &CaptureStats) -> u64 {

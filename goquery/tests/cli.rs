@@ -774,3 +774,86 @@ fn l7_port_guess_condition() {
         assert_eq!(rows[0]["attributes"]["l7"], l7, "{cond}");
     }
 }
+
+/// Faults in the database folder (issue 8): a missing column file, an unreadable day
+/// (a folder where day.meta belongs; tests may run as root, so no chmod), garbage
+/// metadata, foreign files. goquery warns on stderr, counts them in the footer and
+/// the JSON summary, exits 1 and shows the rest; `list` too. Never a panic.
+#[test]
+fn database_folder_faults_are_reported_and_the_rest_is_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let db = Database::create(&path).unwrap();
+    let mut w = db.writer("eth0").unwrap();
+    for day in 0..3i64 {
+        w.append(&Block {
+            timestamp: T0 + 86_400 * day,
+            stats: CaptureStats::default(),
+            rows: vec![flow("10.0.0.1", "192.0.2.1", 6, 443, 0, 1 + day as u64)],
+        })
+        .unwrap();
+    }
+    let day_dir = |day: i64| {
+        db.plan(&godb::ScanRequest {
+            ifaces: vec!["eth0".into()],
+            first: T0 + 86_400 * day,
+            last: T0 + 86_400 * day,
+        })
+        .unwrap()[0]
+            .dir()
+            .to_path_buf()
+    };
+    let days: Vec<_> = (0..3).map(day_dir).collect();
+    std::fs::remove_file(days[0].join("dport.col")).unwrap();
+    std::fs::remove_file(days[1].join("day.meta")).unwrap();
+    std::fs::create_dir(days[1].join("day.meta")).unwrap();
+    std::fs::write(path.join("stray.txt"), b"x").unwrap();
+    std::fs::write(days[2].join("foreign.bin"), b"x").unwrap();
+    let window = ["-f", "2023-11-13", "-l", "2023-11-18"];
+
+    let mut a = vec!["apps_port", "-e", "json"];
+    a.extend(window);
+    let o = goquery(&path, &a);
+    let (c, err) = code_and_err(&o);
+    assert_eq!(c, 1, "{err}");
+    for needle in ["dport.col", "day.meta", "stray.txt", "foreign.bin"] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["summary"]["problems"]["count"], 4, "{v}");
+    assert_eq!(v["summary"]["problems"]["blocks_left_out"], 1, "{v}");
+    // Only day 2 is left for apps_port: 3 units of 1000 bytes.
+    assert_eq!(v["summary"]["totals"]["br"], 3000);
+
+    let mut a = vec!["talk_src"];
+    a.extend(window);
+    let o = goquery(&path, &a);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("Problems    : 4 in the database folder"),
+        "{out}"
+    );
+
+    let o = goquery(&path, &["list", "-e", "json"]);
+    let (c, err) = code_and_err(&o);
+    assert_eq!(c, 1, "{err}");
+    assert!(
+        err.contains("day.meta") && err.contains("stray.txt"),
+        "{err}"
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["interfaces"][0]["days"], 2, "{v}");
+
+    // Foreign entries alone: a warning, exit 0.
+    std::fs::remove_dir(days[1].join("day.meta")).unwrap();
+    let o = goquery(&path, &["list"]);
+    let (c, err) = code_and_err(&o);
+    assert!(c == 1 && err.contains("dport.col"), "{c} {err}");
+    std::fs::write(days[0].join("dport.col"), b"").unwrap();
+    let o = goquery(&path, &["list"]);
+    let (c, err) = code_and_err(&o);
+    assert_eq!(c, 0, "{err}");
+    assert!(err.contains("stray.txt"), "{err}");
+}

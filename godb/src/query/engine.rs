@@ -14,6 +14,7 @@ use std::time::Instant;
 use crossbeam::channel::{unbounded, Receiver, Sender};
 
 use super::aggregate::{finish, Batch, CounterCols, Key, Route, Table};
+use super::audit::{Problem, ProblemKind};
 use super::condition::Cols;
 use super::error::QueryError;
 use super::result::{QueryResult, SkippedBlock};
@@ -80,35 +81,79 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
     stmt.validate()?;
     let ifaces = resolve_ifaces(db, stmt)?;
     let (ts_lo, ts_hi) = stmt.block_range();
-    let plans = db
-        .plan(&ScanRequest {
-            ifaces: ifaces.clone(),
+    let mut problems = super::audit::audit(
+        db,
+        &ifaces,
+        crate::day_of(ts_lo).ok().zip(crate::day_of(ts_hi).ok()),
+    );
+    let mut plans = Vec::new();
+    for iface in &ifaces {
+        match db.plan(&ScanRequest {
+            ifaces: vec![iface.clone()],
             first: ts_lo,
             last: ts_hi,
-        })
-        .map_err(|e| QueryError::Database(e.to_string()))?;
+        }) {
+            Ok(p) => plans.extend(p),
+            Err(e) => {
+                let path = db.path().join(iface);
+                if !problems.iter().any(|p| p.path == path) {
+                    problems.push(Problem {
+                        iface: Some(iface.clone()),
+                        path,
+                        kind: ProblemKind::Unlistable(e.to_string()),
+                        blocks_left_out: 0,
+                    });
+                }
+            }
+        }
+    }
     let columns = needed_columns(stmt);
     let mut readers: Vec<(usize, DayReader)> = Vec::with_capacity(plans.len());
-    let mut skipped = Vec::new();
+    let skipped = Vec::new();
     for plan in &plans {
         let iface_idx = ifaces.iter().position(|i| *i == plan.iface).unwrap_or(0);
         if let Some(why) = &plan.damaged {
-            skipped.push(SkippedBlock {
-                iface: plan.iface.clone(),
-                timestamp: 0,
-                reason: format!("day {} unreadable: {why}", plan.date),
-            });
+            let path = plan.meta_path();
+            if !problems.iter().any(|p| p.path == path) {
+                problems.push(Problem {
+                    iface: Some(plan.iface.clone()),
+                    path,
+                    kind: ProblemKind::UnreadableDay(why.clone()),
+                    blocks_left_out: 0,
+                });
+            }
             continue;
         }
         match plan.open(db, columns) {
-            Ok(r) => readers.push((iface_idx, r)),
-            Err(e) => skipped.push(SkippedBlock {
-                iface: plan.iface.clone(),
-                timestamp: 0,
-                reason: format!("day {} unreadable: {e}", plan.date),
+            Ok(r) => {
+                let missing = r.unavailable();
+                if missing.is_empty() {
+                    readers.push((iface_idx, r));
+                    continue;
+                }
+                // A needed column file is missing or unreadable: the whole day is
+                // left out, reported once (not once per block).
+                for (c, path, why) in missing {
+                    match problems.iter_mut().find(|p| p.path == path) {
+                        Some(p) => p.blocks_left_out += r.len(),
+                        None => problems.push(Problem {
+                            iface: Some(plan.iface.clone()),
+                            path: path.to_path_buf(),
+                            kind: ProblemKind::UnreadableColumn(c, why.to_string()),
+                            blocks_left_out: r.len(),
+                        }),
+                    }
+                }
+            }
+            Err(e) => problems.push(Problem {
+                iface: Some(plan.iface.clone()),
+                path: plan.dir().to_path_buf(),
+                kind: ProblemKind::UnreadableDay(e.to_string()),
+                blocks_left_out: plan.blocks.len(),
             }),
         }
     }
+    problems.sort_by(|a, b| a.path.cmp(&b.path));
     let cores = if stmt.threads == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -341,6 +386,7 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
         blocks_read,
         rows_scanned,
         skipped,
+        problems,
         duration: start.elapsed(),
     })
 }

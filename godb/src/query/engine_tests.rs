@@ -465,3 +465,117 @@ fn edited_statements_are_validated_again() {
     s.first = s.last + 1;
     assert!(matches!(run(&f.db, &s), Err(QueryError::Statement(_))));
 }
+
+/// eth0 with two blocks on each of three days; returns the database and the three
+/// day folders.
+fn three_days() -> (tempfile::TempDir, Database, Vec<std::path::PathBuf>) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("db")).unwrap();
+    let mut w = db.writer("eth0").unwrap();
+    for day in 0..3 {
+        for b in 1..=2 {
+            w.append(&Block {
+                timestamp: T0 + 86_400 * day + 300 * b,
+                stats: CaptureStats::default(),
+                rows: vec![flow("10.0.0.1", "192.0.2.1", 6, 443, 0, 1 + day as u64)],
+            })
+            .unwrap();
+        }
+    }
+    let days = (0..3)
+        .map(|day| {
+            let p = db
+                .plan(&crate::ScanRequest {
+                    ifaces: vec!["eth0".into()],
+                    first: T0 + 86_400 * day,
+                    last: T0 + 86_400 * day + 600,
+                })
+                .unwrap();
+            p[0].dir().to_path_buf()
+        })
+        .collect();
+    (dir, db, days)
+}
+
+/// Faults in the folder (issue 8): a missing column file, unreadable days (a folder
+/// where the metadata belongs, garbage metadata), foreign files and folders. Each is
+/// reported once, the rest of the data is read, nothing panics.
+#[test]
+fn database_folder_faults_are_reported_and_the_rest_is_read() {
+    use crate::query::ProblemKind;
+    let (_dir, db, days) = three_days();
+    let window = |q: &str| Statement::new(q, T0 - 600, T0 + 86_400 * 4).unwrap();
+    // Day 1 loses its dport column.
+    std::fs::remove_file(days[1].join("dport.col")).unwrap();
+    let r = run(&db, &window("apps_port")).unwrap();
+    assert_eq!(r.blocks_read, 4);
+    assert!(r.skipped.is_empty(), "{:?}", r.skipped);
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    let p = &r.problems[0];
+    assert_eq!(p.kind, ProblemKind::MissingColumn(crate::Column::Dport));
+    assert_eq!(p.blocks_left_out, 2);
+    assert!(r.is_partial());
+    assert_eq!(r.totals.bytes_rcvd, 2 * (1000 + 3000));
+    // A query without dport reads everything and still mentions the missing file.
+    let r = run(&db, &window("talk_src")).unwrap();
+    assert_eq!(r.blocks_read, 6);
+    assert_eq!(r.problems.len(), 1);
+    assert_eq!(r.problems[0].blocks_left_out, 0);
+
+    // Day 2: a folder where day.meta belongs.
+    std::fs::remove_file(days[2].join("day.meta")).unwrap();
+    std::fs::create_dir(days[2].join("day.meta")).unwrap();
+    let r = run(&db, &window("talk_src")).unwrap();
+    assert_eq!(r.blocks_read, 4);
+    let unreadable: Vec<_> = r
+        .problems
+        .iter()
+        .filter(|p| matches!(p.kind, ProblemKind::UnreadableDay(_)))
+        .collect();
+    assert_eq!(unreadable.len(), 1, "{:?}", r.problems);
+    assert!(unreadable[0].path.starts_with(&days[2]));
+    // Day 0: garbage metadata.
+    std::fs::write(days[0].join("day.meta"), b"not a godb metadata file").unwrap();
+    let r = run(&db, &window("talk_src")).unwrap();
+    assert_eq!(r.blocks_read, 2);
+    assert_eq!(r.totals.bytes_rcvd, 2 * 2000);
+    let n = r
+        .problems
+        .iter()
+        .filter(|p| matches!(p.kind, ProblemKind::UnreadableDay(_)))
+        .count();
+    assert_eq!(n, 2, "{:?}", r.problems);
+
+    // Foreign entries: at the root, in the interface, month and day folders.
+    std::fs::write(db.path().join("README"), b"x").unwrap();
+    std::fs::create_dir(db.path().join("eth0").join("backup")).unwrap();
+    std::fs::write(days[1].join("notes.txt"), b"x").unwrap();
+    std::fs::write(days[1].parent().unwrap().join("stray"), b"x").unwrap();
+    let r = run(&db, &window("talk_src")).unwrap();
+    assert_eq!(r.blocks_read, 2);
+    let foreign: Vec<_> = r
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::Foreign)
+        .map(|p| p.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(foreign.len(), 4, "{:?}", r.problems);
+    for name in ["README", "backup", "notes.txt", "stray"] {
+        assert!(foreign.iter().any(|f| f == name), "{name}: {foreign:?}");
+    }
+    assert!(r.problems.iter().all(|p| !p.to_string().is_empty()));
+}
+
+/// Foreign entries alone lose no data: the result is complete.
+#[test]
+fn foreign_entries_alone_are_not_partial() {
+    let (_dir, db, days) = three_days();
+    std::fs::write(days[0].join("x.tmp"), b"x").unwrap();
+    let r = run(
+        &db,
+        &Statement::new("talk_src", T0 - 600, T0 + 86_400 * 4).unwrap(),
+    )
+    .unwrap();
+    assert_eq!((r.blocks_read, r.problems.len()), (6, 1));
+    assert!(!r.is_partial());
+}

@@ -4,8 +4,9 @@
 //! A [`Statement`] is built and validated first ([`Statement::new`],
 //! [`Statement::with_condition`], [`Statement::with_ifaces`]); [`run`] then reads only
 //! the columns the statement needs, decodes and aggregates blocks on worker threads and
-//! returns a [`QueryResult`]: ordered rows, totals, hit counts and the corrupt blocks
-//! it had to skip.
+//! returns a [`QueryResult`]: ordered rows, totals, hit counts, the corrupt blocks it
+//! had to skip and the [`Problem`]s of the database folder it found on the way
+//! (foreign files, unreadable days, missing column files), each reported, none fatal.
 //!
 //! ```no_run
 //! use godb::query::{run, Statement};
@@ -22,6 +23,7 @@
 
 mod aggregate;
 mod attr;
+mod audit;
 mod condition;
 mod engine;
 mod error;
@@ -29,6 +31,7 @@ mod result;
 mod statement;
 
 pub use attr::{proto_name, proto_number, Attribute, AttributeSet};
+pub use audit::{audit, day_summaries, Problem, ProblemKind};
 pub use condition::{
     resolve_host, Cidr, Cmp, Condition, DirFilter, Leaf, NeededColumns, Node, Side, RESOLVE_TIMEOUT,
 };

@@ -1,6 +1,7 @@
 //! What a query returns: the ordered, cut rows with their labels, attributes and
 //! counters, the totals over every matching row, hit counts, the data span, and the
-//! blocks that had to be skipped because they were corrupt.
+//! blocks that had to be skipped because they were corrupt, and the problems found in
+//! the database folder.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -60,6 +61,9 @@ pub struct QueryResult {
     pub rows_scanned: u64,
     /// Blocks left out because they were corrupt.
     pub skipped: Vec<SkippedBlock>,
+    /// What is wrong in the database folder for this query's interfaces and days:
+    /// foreign entries, unreadable days, missing column files (see [`super::audit`]).
+    pub problems: Vec<super::Problem>,
     /// Wall-clock time of the run.
     pub duration: Duration,
 }
@@ -68,5 +72,10 @@ impl QueryResult {
     /// Number of rows returned.
     pub fn hits_displayed(&self) -> usize {
         self.rows.len()
+    }
+
+    /// Whether something was left out: skipped blocks or problems that lose data.
+    pub fn is_partial(&self) -> bool {
+        !self.skipped.is_empty() || self.problems.iter().any(super::Problem::loses_data)
     }
 }

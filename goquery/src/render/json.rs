@@ -5,7 +5,8 @@
 //!  "query": {"type", "attributes": [...], "condition", "direction", "sort_by", ...},
 //!  "summary": {"time_first", "time_last", "interfaces", "totals": {"br","bs","pr","ps"},
 //!              "hits": {"displayed","total"}, "timings": {...},
-//!              "skipped_blocks": {"count", "blocks": [...]}},
+//!              "skipped_blocks": {"count", "blocks": [...]},
+//!              "problems": {"count", "blocks_left_out", "items": [...]}},
 //!  "rows": [{"labels": {"time","iface"}, "attributes": {"sip","dip","dport","proto","l7"},
 //!            "counters": {"br","bs","pr","ps"}}]}
 //! ```
@@ -106,8 +107,30 @@ pub fn document(r: &Report<'_>) -> Value {
             "blocks_read": res.blocks_read,
             "rows_scanned": res.rows_scanned,
             "skipped_blocks": {"count": res.skipped.len(), "blocks": skipped},
+            "problems": problems(&res.problems),
         },
         "rows": res.rows.iter().map(row).collect::<Vec<_>>(),
+    })
+}
+
+/// The `problems` object of the summary: what is wrong in the database folder.
+pub fn problems(list: &[godb::query::Problem]) -> Value {
+    let items: Vec<Value> = list
+        .iter()
+        .map(|p| {
+            json!({
+                "iface": p.iface,
+                "path": p.path.display().to_string(),
+                "problem": p.to_string(),
+                "loses_data": p.loses_data(),
+                "blocks_left_out": p.blocks_left_out,
+            })
+        })
+        .collect();
+    json!({
+        "count": list.len(),
+        "blocks_left_out": list.iter().map(|p| p.blocks_left_out).sum::<usize>(),
+        "items": items,
     })
 }
 

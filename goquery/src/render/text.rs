@@ -100,6 +100,14 @@ fn footer(out: &mut dyn Write, r: &Report<'_>) -> io::Result<()> {
             if res.skipped.len() == 1 { "" } else { "s" }
         )?;
     }
+    if !res.problems.is_empty() {
+        let left: usize = res.problems.iter().map(|p| p.blocks_left_out).sum();
+        writeln!(
+            out,
+            "   Problems    : {} in the database folder, {left} blocks left out (details on stderr)",
+            res.problems.len(),
+        )?;
+    }
     Ok(())
 }
 
