@@ -61,6 +61,11 @@ impl FragTracker {
         }
     }
 
+    /// Bytes of the slots (allocated once, whatever the traffic).
+    pub const fn size_bytes() -> usize {
+        SLOTS * std::mem::size_of::<Slot>()
+    }
+
     fn index(key: &FragKey) -> usize {
         let mut h = FxHasher::default();
         key.hash(&mut h);
