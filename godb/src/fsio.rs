@@ -63,6 +63,7 @@ pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
 }
 
 /// Opens `path` for writing, creating it (empty) if missing; `truncate` empties it.
+/// A symbolic link at `path` is an error (`O_NOFOLLOW`): godb writes only its own files.
 pub(crate) fn open_write(path: &Path, truncate: bool) -> io::Result<File> {
     inject!();
     #[cfg(test)]
@@ -72,6 +73,7 @@ pub(crate) fn open_write(path: &Path, truncate: bool) -> io::Result<File> {
         .create(true)
         .truncate(truncate)
         .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
     #[cfg(test)]
     {

@@ -33,6 +33,8 @@ pub struct BlockWriter {
     _lock: File,
     /// Timestamp of the last committed block of the interface, if any.
     last: Option<i64>,
+    /// Blocks this writer has made visible (see [`BlockWriter::committed`]).
+    committed: u64,
 }
 
 fn fsync_dir(path: &Path) -> Result<()> {
@@ -109,6 +111,7 @@ impl Database {
         let iface_dir = self.iface_dir(iface)?;
         let existed = iface_dir.is_dir();
         mkdir_all(&iface_dir).map_err(|e| Error::io("create", &iface_dir, e))?;
+        real_dir(&iface_dir)?;
         if !existed {
             fsync_dir(self.path())?;
         }
@@ -119,6 +122,7 @@ impl Database {
             .create(true)
             .truncate(false)
             .mode(FILE_MODE)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&lock_path)
             .map_err(|e| Error::io("open", &lock_path, e))?;
         // SAFETY: flock on a file descriptor we own; it has no memory-safety effects.
@@ -153,6 +157,7 @@ impl Database {
             iface_dir,
             _lock: lock,
             last,
+            committed: 0,
         })
     }
 }
@@ -166,6 +171,15 @@ impl BlockWriter {
     /// Timestamp of the last committed block of the interface, if any.
     pub fn last_timestamp(&self) -> Option<i64> {
         self.last
+    }
+
+    /// How many blocks this writer has made visible to readers. An append that fails
+    /// only at its very last step (the folder fsync after the metadata rename) returns
+    /// `Err` but has made its block visible and counts here: a caller that retries
+    /// failed appends compares this count before and after, so it never stores a
+    /// block twice.
+    pub fn committed(&self) -> u64 {
+        self.committed
     }
 
     /// Sorts the block's rows, encodes them and appends them to the day folder of the
@@ -223,8 +237,11 @@ impl BlockWriter {
             counters,
             columns,
         });
-        commit_meta(&day_dir, &meta)?;
+        publish_meta(&day_dir, &meta)?;
+        // Visible from here on, even if the folder fsync below fails.
         self.last = Some(block.timestamp);
+        self.committed += 1;
+        fsync_dir(&day_dir)?;
         fsio::acked();
         Ok(())
     }
@@ -234,6 +251,24 @@ impl BlockWriter {
     /// with damaged metadata is set aside.
     fn prepare_day(&self, date: NaiveDate) -> Result<PathBuf> {
         let day_dir = self.db.day_dir(&self.iface, date)?;
+        // No folder from the interface down to the day may be a link: check the ones
+        // that exist before creating the others (so nothing is created through a
+        // link), and all of them once they exist.
+        let check_tree = |day_dir: &Path| -> Result<()> {
+            let mut chain: Vec<&Path> = day_dir
+                .ancestors()
+                .take_while(|p| p.starts_with(&self.iface_dir))
+                .collect();
+            chain.reverse();
+            for dir in chain {
+                match std::fs::symlink_metadata(dir) {
+                    Err(e) if e.kind() == ErrorKind::NotFound => break,
+                    _ => real_dir(dir)?,
+                }
+            }
+            Ok(())
+        };
+        check_tree(&day_dir)?;
         if day_dir.is_dir() {
             if let Err(Error::DamagedMeta { .. }) = read_meta(&day_dir) {
                 let now = std::time::SystemTime::now()
@@ -258,6 +293,7 @@ impl BlockWriter {
                 Err(e) => return Err(Error::io("create", &day_dir, e)),
             }
         }
+        check_tree(&day_dir)?;
         // Make the new names durable: every folder from the day up to the interface.
         let mut dir = day_dir.as_path();
         while let Some(parent) = dir.parent() {
@@ -286,15 +322,150 @@ fn append_column(path: &Path, at: u64, bytes: &[u8]) -> Result<()> {
     fsio::sync_file(&file, path).map_err(|e| Error::io("fsync", path, e))
 }
 
-/// Writes `meta` to the temporary file, fsyncs it, renames it over `day.meta` and
-/// fsyncs the folder.
-fn commit_meta(day_dir: &Path, meta: &DayMeta) -> Result<()> {
+/// Writes `meta` to the temporary file, fsyncs it and renames it over `day.meta`
+/// (the caller then fsyncs the folder).
+fn publish_meta(day_dir: &Path, meta: &DayMeta) -> Result<()> {
     let tmp = day_dir.join(META_TMP_FILE);
     let f = fsio::open_write(&tmp, true).map_err(|e| Error::io("create", &tmp, e))?;
     fsio::write_at(&f, &tmp, &meta.encode(), 0).map_err(|e| Error::io("write", &tmp, e))?;
     fsio::sync_file(&f, &tmp).map_err(|e| Error::io("fsync", &tmp, e))?;
     drop(f);
     let dst = day_dir.join(META_FILE);
-    fsio::rename(&tmp, &dst).map_err(|e| Error::io("rename", &dst, e))?;
-    fsync_dir(day_dir)
+    fsio::rename(&tmp, &dst).map_err(|e| Error::io("rename", &dst, e))
+}
+
+/// Checks that `path` is a folder and not a symbolic link: godb never writes through a
+/// link inside the database (the database folder itself may be one).
+fn real_dir(path: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io("stat", path, e))?;
+    if meta.file_type().is_symlink() || !meta.is_dir() {
+        return Err(Error::io(
+            "write into",
+            path,
+            std::io::Error::new(
+                ErrorKind::InvalidInput,
+                "not a folder (godb does not follow symbolic links inside the database)",
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fsio::journal;
+    use crate::model::CaptureStats;
+    use crate::{ColumnSet, ScanRequest};
+
+    fn block(timestamp: i64, n: u8) -> Block {
+        let rows = (0..n)
+            .map(|i| FlowRow {
+                key: FlowKey {
+                    sip: IpAddr::from([10, 0, 0, i]),
+                    dip: IpAddr::from([192, 0, 2, 1]),
+                    proto: 17,
+                    dport: 53,
+                    l7: 0,
+                },
+                counters: Counters {
+                    bytes_rcvd: 100,
+                    bytes_sent: u64::from(i),
+                    pkts_rcvd: 1,
+                    pkts_sent: 1,
+                },
+            })
+            .collect();
+        Block {
+            timestamp,
+            stats: CaptureStats::default(),
+            rows,
+        }
+    }
+
+    fn stored(db: &Database) -> Vec<(i64, usize)> {
+        let req = ScanRequest {
+            ifaces: vec!["eth0".into()],
+            first: i64::MIN,
+            last: i64::MAX,
+        };
+        let mut out = Vec::new();
+        for day in db.plan(&req).unwrap() {
+            let r = day.open(db, ColumnSet::ALL).unwrap();
+            for i in 0..r.len() {
+                let b = r.read(i).unwrap();
+                out.push((b.timestamp, b.to_rows().unwrap().len()));
+            }
+        }
+        out
+    }
+
+    const T: i64 = 1_763_769_600 + 600;
+
+    #[test]
+    fn committed_counts_exactly_the_visible_blocks_whatever_operation_fails() {
+        // Each operation of an append fails in turn (the last one is the folder fsync
+        // after the rename): `committed` always equals the blocks a reader sees, so a
+        // caller retrying failed appends never stores a block twice.
+        for n in 0.. {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Database::create(dir.path()).unwrap();
+            let mut w = db.writer("eth0").unwrap();
+            w.append(&block(T, 2)).unwrap();
+            journal::fail_after(Some(n));
+            let result = w.append(&block(T + 300, 3));
+            journal::fail_after(None);
+            let seen = stored(&db);
+            assert_eq!(seen.len() as u64, w.committed(), "op {n}: {seen:?}");
+            if w.committed() == 1 {
+                assert!(result.is_err(), "op {n}");
+                // The retry stores it once.
+                w.append(&block(T + 300, 3)).unwrap();
+            }
+            assert_eq!(stored(&db), [(T, 2), (T + 300, 3)], "op {n}");
+            if result.is_ok() {
+                assert!(n > 10, "only {n} operations per append");
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn symbolic_links_inside_the_database_are_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let db = Database::create(dir.path().join("db")).unwrap();
+
+        // An interface folder that is a link.
+        std::os::unix::fs::symlink(&outside, db.path().join("eth1")).unwrap();
+        let e = db.writer("eth1").unwrap_err().to_string();
+        assert!(e.contains("symbolic links"), "{e}");
+
+        // A year folder that is a link.
+        let mut w = db.writer("eth0").unwrap();
+        let day = day_of(T).unwrap();
+        let year = db.day_dir("eth0", day).unwrap();
+        let year = year.parent().and_then(Path::parent).unwrap().to_path_buf();
+        std::os::unix::fs::symlink(&outside, &year).unwrap();
+        let e = w.append(&block(T, 1)).unwrap_err().to_string();
+        assert!(e.contains("symbolic links"), "{e}");
+        std::fs::remove_file(&year).unwrap();
+
+        // A column file that is a link to a file outside.
+        let day_dir = db.day_dir("eth0", day).unwrap();
+        std::fs::create_dir_all(&day_dir).unwrap();
+        let victim = outside.join("victim");
+        std::fs::write(&victim, b"keep me").unwrap();
+        let col = day_dir.join(Column::ALL[0].file_name());
+        std::os::unix::fs::symlink(&victim, &col).unwrap();
+        assert!(w.append(&block(T, 1)).is_err());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+
+        // Once the link is gone the same writer appends normally.
+        std::fs::remove_file(&col).unwrap();
+        w.append(&block(T, 1)).unwrap();
+        assert_eq!(stored(&db), [(T, 1)]);
+    }
 }
