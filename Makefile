@@ -28,14 +28,25 @@ help:
 	@echo "make bench-compare  goprobe/goquery against nfpcapd, nfdump, tcpdump on one capture (PCAP=FILE, RUNS=3); writes docs/BENCHMARKS.md"
 	@echo "make all         clean configure compile install"
 
+# Debian packages: what the build needs (libpcap's headers; a C compiler, which Rust
+# also needs as its linker) and what the demo's traffic generator needs.
+BUILD_PKGS ?= libpcap-dev gcc libc6-dev
+DEMO_PKGS  ?= python3
+# Installs the missing ones of $$PKGS (as root; otherwise says what to install).
+# Outside Debian (no dpkg) it only says what the build expects.
+APT_NEED = missing=""; \
+	if ! command -v dpkg >/dev/null; then echo "no dpkg: make sure these are installed: $$PKGS"; exit 0; fi; \
+	for p in $$PKGS; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "missing packages:$$missing (run: sudo apt-get install$$missing)"; exit 1; fi
+
 # Install the system packages the build needs when they are missing, check the toolchain.
 configure:
 	@command -v $(CARGO) >/dev/null || { echo "configure: cargo not found: install Rust (https://rustup.rs)"; exit 1; }
-	@missing=""; for p in libpcap-dev; do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	  else echo "configure: missing packages:$$missing (run: sudo apt-get install$$missing)"; exit 1; fi; \
-	fi
+	@PKGS="$(BUILD_PKGS)"; $(APT_NEED)
 	@$(CARGO) --version
 
 compile:
@@ -82,12 +93,13 @@ test: lint
 # binaries that `cargo test` already built into a temporary DESTDIR.
 test-system:
 	$(CARGO) build --locked -p goprobe -p goquery
-	BUILD=$(abspath $(TARGET_DIR))/debug CARGO="$(CARGO)" tests/system/run.sh
+	GOPROBE_BUILD=$(abspath $(TARGET_DIR))/debug tests/system/run.sh
 
 bench:
 	$(CARGO) bench -p goprobe-benches
 
 demo: configure compile
+	@PKGS="$(DEMO_PKGS)"; $(APT_NEED)
 	BIN=$(BUILD) ./scripts/demo.sh
 
 # Side-by-side comparison with nfpcapd, nfdump and tcpdump (not part of test); see docs/BENCHMARKS.md.

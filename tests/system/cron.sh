@@ -76,7 +76,7 @@ with open(out, "wb") as f:
             frame = b"\x02\0\0\0\0\x01" + b"\x02\0\0\0\0\x02" + b"\x08\x00" + hdr + udp
             f.write(struct.pack("<IIII", ts + i, 0, len(frame), len(frame)) + frame)
 PY
-"$BUILD/goprobe" replay -d "$DB.orig" --iface cron "$TMP/days.pcap" >"$TMP/replay.log" 2>&1 ||
+"$GOPROBE_BUILD/goprobe" replay -d "$DB.orig" --iface cron "$TMP/days.pcap" >"$TMP/replay.log" 2>&1 ||
     { cat "$TMP/replay.log"; fail "goprobe replay"; }
 
 # check_days WANTED_DAYS...: the database holds exactly these days, each with its 3

@@ -13,15 +13,24 @@ LIVE=yes
 if [ "$(id -u)" != 0 ]; then
     [ -d "$ROOT/../shared/pcaps/chrissanders" ] ||
         skip "needs root for the demo's live capture (or ../shared/pcaps for its replay)"
-    ln -s "$(cd "$ROOT/../shared" && pwd)" "$TMP/shared"
     LIVE=
 fi
 
-git clone -q "$ROOT" "$TMP/clone" || fail "git clone $ROOT"
-note "clone of $(git -C "$TMP/clone" log --oneline -1 | cut -c1-60)"
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$(dirname "$BUILD")}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$(dirname "$GOPROBE_BUILD")}
+# Always the same folder, so that cargo overwrites the previous run's artifacts of the
+# workspace crates instead of adding a new set for every new path.
+CLONE=$CARGO_TARGET_DIR/system-demo-clone
+rm -rf "$CLONE"
+on_exit rm -rf "$CLONE"
+git clone -q "$ROOT" "$CLONE" || fail "git clone $ROOT"
+note "clone of $(git -C "$CLONE" log --oneline -1 | cut -c1-60)"
+# The demo's replay (without root) reads ../shared/pcaps beside the clone.
+if [ -z "$LIVE" ] && [ ! -e "$CARGO_TARGET_DIR/shared" ]; then
+    ln -s "$(cd "$ROOT/../shared" && pwd)" "$CARGO_TARGET_DIR/shared" || fail "cannot link ../shared"
+    on_exit rm -f "$CARGO_TARGET_DIR/shared"
+fi
 SHOW_ON_FAIL=$TMP/demo.out
-make -C "$TMP/clone" demo >"$TMP/demo.out" 2>&1 || fail "make demo failed (exit $?)"
+env -u BUILD -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$CLONE" demo >"$TMP/demo.out" 2>&1 || fail "make demo failed (exit $?)"
 
 # The two sections of the report, each with its data rows (between the column header
 # and the Totals line).
@@ -58,5 +67,5 @@ if live:
 print(f"  demo: {len(talkers)} talker rows, {len(apps)} application rows "
       f"({'live loopback capture' if live else 'replay of ../shared/pcaps'})")
 PY
-[ -d "$TMP/clone/db" ] || fail "make demo left no ./db"
+[ -d "$CLONE/db" ] || fail "make demo left no ./db"
 pass

@@ -7,7 +7,7 @@
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TEST=$(basename "$0" .sh)
-BUILD=${BUILD:-$ROOT/target/debug}
+GOPROBE_BUILD=${GOPROBE_BUILD:-$ROOT/target/debug}
 
 # Cleanup commands, run in reverse order at exit whatever happened.
 _cleanups=()
@@ -54,8 +54,8 @@ need_netns() {
     ip netns del "$probe" 2>/dev/null || true
 }
 need_binaries() {
-    [ -x "$BUILD/goprobe" ] && [ -x "$BUILD/goquery" ] ||
-        fail "no goprobe and goquery in $BUILD (make test-system builds them)"
+    [ -x "$GOPROBE_BUILD/goprobe" ] && [ -x "$GOPROBE_BUILD/goquery" ] ||
+        fail "no goprobe and goquery in $GOPROBE_BUILD (make test-system builds them)"
 }
 
 TMP=$(mktemp -d /tmp/goprobe-system-XXXXXX) || fail "mktemp"
@@ -66,6 +66,6 @@ on_exit rm -rf "$TMP"
 # Installs the built binaries, init script, unit and cron file with `make install`.
 # Arguments are extra make variables (DESTDIR=..., PREFIX=..., INITDIR=...).
 make_install() {
-    make -s -C "$ROOT" install BUILD="$BUILD" "$@" >"$TMP/install.log" 2>&1 ||
+    make -s -C "$ROOT" install BUILD="$GOPROBE_BUILD" "$@" >"$TMP/install.log" 2>&1 ||
         { cat "$TMP/install.log"; fail "make install $*"; }
 }
