@@ -167,7 +167,9 @@ printf 'db_path = "%s"\nretention_dayz = 3\n[interfaces.%s]\n' "$DB" "$VC" >"$TM
 printf 'db_path = "%s"\n[interfaces.%s]\nbpf_filter = "port and and"\n' "$DB" "$VC" >"$TMP/bad-bpf.toml"
 for bad in bad-key bad-bpf; do
     sed "s|^GOPROBE_CONFIG=.*|GOPROBE_CONFIG=$TMP/$bad.toml|" "$DEFAULTS" >"$TMP/defaults.$bad"
-    out=$(DEFAULTS_FILE=$TMP/defaults.$bad init start 2>&1) && fail "start with $bad.toml succeeded: $out"
+    out=$(DEFAULTS_FILE=$TMP/defaults.$bad init start 2>&1)
+    rc=$?
+    [ $rc = 6 ] || fail "start with $bad.toml: exit $rc, want 6 (LSB: not configured): $out"
     grep -q "invalid configuration" <<<"$out" || fail "start with $bad.toml: no clear message: $out"
     [ -e "$PIDFILE" ] && fail "start with $bad.toml left a pidfile"
     pgrep -f "$BIN/goprobe -c" >/dev/null && fail "start with $bad.toml left a goprobe running"
