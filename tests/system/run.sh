@@ -5,7 +5,7 @@
 set -u
 cd "$(dirname "$0")"
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(service cron demo)
+[ ${#tests[@]} -gt 0 ] || tests=(install service cron demo)
 failed=()
 for t in "${tests[@]}"; do
     start=$SECONDS
