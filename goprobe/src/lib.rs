@@ -5,7 +5,8 @@
 //! - [`cli`]: the command line, validated into a [`cli::Command`];
 //! - [`config`]: the TOML file and its merge with the flags;
 //! - [`capture`]: one thread per live interface, 5-minute rotation, reopen with backoff;
-//! - [`replay`]: capture files through libpcap's offline reader;
+//! - [`replay`]: capture files, validated by libpcap's offline reader;
+//! - [`pcapfile`]: the fast reader replay uses for classic pcap files;
 //! - [`writer`]: the single thread that turns intervals into godb blocks;
 //! - [`daemon`]: signals, SIGHUP reload, pidfile, privilege drop, orderly shutdown;
 //! - [`logging`]: stderr or syslog.
@@ -25,5 +26,6 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod logging;
+pub mod pcapfile;
 pub mod replay;
 pub mod writer;

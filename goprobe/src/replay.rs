@@ -1,5 +1,11 @@
-//! Replay: the flows of capture files (pcap or pcapng, through libpcap's offline
-//! reader) stored under one interface name, as if they had been captured live.
+//! Replay: the flows of capture files (pcap or pcapng) stored under one interface
+//! name, as if they had been captured live.
+//!
+//! Each file is opened with libpcap's offline reader first (which validates it and
+//! names its link type). Classic pcap files are then read by the fast reader of
+//! [`crate::pcapfile`]; pcapng files, older pcap versions and whatever that reader
+//! leaves aside (a record cut short or longer than the snapshot length, from that
+//! record on) go through libpcap, so every file reads exactly as libpcap reads it.
 //!
 //! Blocks are cut at the 5-minute boundaries of the packets' own time stamps; a block's
 //! time stamp is the end of its interval. Several files are read in the order of their
@@ -17,6 +23,7 @@ use godb::{CaptureStats, Database};
 use pcap::{Capture, Offline};
 
 use crate::capture::interval_end;
+use crate::pcapfile::{Next, PcapReader};
 use crate::writer::{Interval, Writer, WriterTotals};
 
 /// A problem with one input file; the replay goes on with the others.
@@ -131,6 +138,23 @@ struct ReplayState {
 }
 
 impl ReplayState {
+    /// Accounts one packet, handing the interval over first when the packet starts a
+    /// later one.
+    #[inline]
+    fn packet(&mut self, link: goflow::LinkType, data: &[u8], wire_len: u32, ts: i64) {
+        let end = interval_end(ts);
+        match self.end {
+            None => self.end = Some(end),
+            Some(cur) if end > cur => {
+                self.hand_over();
+                self.end = Some(end);
+            }
+            Some(_) => {}
+        }
+        self.table.add_packet(link, data, wire_len, ts);
+        self.received += 1;
+    }
+
     fn hand_over(&mut self) {
         let Some(end) = self.end else {
             return;
@@ -169,24 +193,55 @@ fn first_timestamp(path: &Path) -> Result<Option<i64>, FileError> {
 /// Feeds one file into the flow table; returns the packets read, with the error if the
 /// file could not be read to its end.
 fn replay_file(state: &mut ReplayState, path: &Path) -> Result<u64, (u64, FileError)> {
-    let mut cap = open_file(path).map_err(|e| (0, e))?;
+    let cap = open_file(path).map_err(|e| (0, e))?;
     let link = goflow::LinkType::from_dlt(cap.get_datalink().0);
-    let mut packets = 0u64;
+    let fast = std::fs::File::open(path)
+        .ok()
+        .and_then(|f| PcapReader::new(f).ok().flatten());
+    let Some(mut reader) = fast else {
+        return read_with_libpcap(state, path, cap, link, 0);
+    };
+    drop(cap);
+    loop {
+        match reader.next_record() {
+            Next::Record(r) => state.packet(link, r.data, r.wire_len, r.ts_secs),
+            Next::End => return Ok(reader.records()),
+            Next::Unusual => break,
+        }
+    }
+    // libpcap takes over at the record the fast reader left: it cuts it to the snapshot
+    // length or reports the error in its own words.
+    let done = reader.records();
+    drop(reader);
+    let read_error = |source| {
+        let e = FileError::Read {
+            path: path.to_path_buf(),
+            packets: done,
+            source,
+        };
+        (done, e)
+    };
+    let mut cap = Capture::from_file(path).map_err(read_error)?;
+    for _ in 0..done {
+        if let Err(e) = cap.next_packet() {
+            return Err(read_error(e));
+        }
+    }
+    read_with_libpcap(state, path, cap, link, done)
+}
+
+/// Feeds the rest of a file through libpcap; `packets` were read before.
+fn read_with_libpcap(
+    state: &mut ReplayState,
+    path: &Path,
+    mut cap: Capture<Offline>,
+    link: goflow::LinkType,
+    mut packets: u64,
+) -> Result<u64, (u64, FileError)> {
     loop {
         match cap.next_packet() {
             Ok(p) => {
-                let ts = p.header.ts.tv_sec;
-                let end = interval_end(ts);
-                match state.end {
-                    None => state.end = Some(end),
-                    Some(cur) if end > cur => {
-                        state.hand_over();
-                        state.end = Some(end);
-                    }
-                    Some(_) => {}
-                }
-                state.table.add_packet(link, p.data, p.header.len, ts);
-                state.received += 1;
+                state.packet(link, p.data, p.header.len, p.header.ts.tv_sec);
                 packets += 1;
             }
             Err(pcap::Error::NoMorePackets) => return Ok(packets),

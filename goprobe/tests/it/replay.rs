@@ -437,3 +437,107 @@ fn shared_files_left_out_of_the_comparison_fail_cleanly() {
         );
     }
 }
+
+/// A record longer than the file's snapshot length is left by the fast reader to
+/// libpcap, which cuts it to the snapshot length and reads on: every packet is
+/// counted, with its original length.
+#[test]
+fn records_beyond_the_snapshot_length_are_read_as_libpcap_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let path = dir.path().join("snap.pcap");
+    let mut bytes = Vec::new();
+    pcap_header(&mut bytes, 1);
+    // Snapshot length 64 instead of 65535.
+    bytes[16..20].copy_from_slice(&64u32.to_le_bytes());
+    pcap_record(&mut bytes, 600, &udp(60));
+    pcap_record(&mut bytes, 601, &udp(100));
+    pcap_record(&mut bytes, 602, &udp(62));
+    std::fs::write(&path, &bytes).unwrap();
+    let o = run(&[
+        "replay",
+        "-d",
+        db.to_str().unwrap(),
+        "--iface",
+        "snap",
+        path.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("3 packets (0 non-IP)"),
+        "{}",
+        stdout(&o)
+    );
+    let pairs = pairs_of(&read_blocks(&db, "snap"));
+    assert_eq!(
+        pairs.get(&(IpAddr::V4(A), IpAddr::V4(B), 17)),
+        Some(&(3, 60 + 100 + 62))
+    );
+}
+
+/// The fast reader gives, record for record, what libpcap gives (time stamp seconds,
+/// original length, captured bytes) on every shared capture it takes, up to the end
+/// or to the record it leaves to libpcap.
+#[test]
+fn fast_reader_reads_shared_captures_as_libpcap_does() {
+    use goprobe::pcapfile::{Next, PcapReader};
+    let Some(shared) = shared() else {
+        return;
+    };
+    let (mut taken, mut total, mut handed_over) = (0, 0u64, 0);
+    for folder in ["chrissanders", "ndpi", "tcpdump", "libpcap"] {
+        let Ok(rd) = std::fs::read_dir(shared.join("pcaps").join(folder)) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        for f in files {
+            let Ok(mut cap) = pcap::Capture::from_file(&f) else {
+                continue;
+            };
+            let file = std::fs::File::open(&f).unwrap();
+            let Some(mut fast) = PcapReader::new(file).unwrap() else {
+                continue;
+            };
+            taken += 1;
+            let mut records = 0u64;
+            loop {
+                let theirs = cap.next_packet();
+                match fast.next_record() {
+                    Next::Record(r) => {
+                        let p = theirs.unwrap_or_else(|e| {
+                            panic!("{}: libpcap: {e}, fast reader: a record", f.display())
+                        });
+                        assert_eq!(
+                            (r.ts_secs, r.wire_len, r.data),
+                            (p.header.ts.tv_sec, p.header.len, p.data),
+                            "{}: record {records}",
+                            f.display(),
+                        );
+                        records += 1;
+                    }
+                    Next::End => {
+                        total += records;
+                        assert!(
+                            matches!(theirs, Err(pcap::Error::NoMorePackets)),
+                            "{}: fast reader ended, libpcap: {:?}",
+                            f.display(),
+                            theirs.map(|p| p.header.len)
+                        );
+                        break;
+                    }
+                    Next::Unusual => {
+                        total += records;
+                        handed_over += 1;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "fast reader: {taken} files, {total} records as libpcap's, \
+         {handed_over} files handed over to libpcap part-way"
+    );
+    assert!(taken > 0, "no classic pcap file among the shared captures");
+}
