@@ -297,4 +297,45 @@ if got != flows:
 print(f"  service: database = witness: {len(got)} flows, "
       f"{sum(v[2] + v[3] for v in got.values())} packets, {sum(v[0] + v[1] for v in got.values())} bytes")
 PY
+# --- the systemd unit's privileges, emulated with setpriv --------------------------------
+# No systemd here to run the unit, so run its command with the capabilities it grants:
+# as uid 0 holding only those (the unit as shipped), and as nobody with them as ambient
+# capabilities (the User= drop-in the unit recommends). Each must capture.
+UNIT=$DEST/lib/systemd/system/goprobe.service
+caps() { sed -n "s/^$1=//p" "$UNIT" | tr 'A-Z ' 'a-z\n' | sed -n 's/^cap_/+/p' | paste -sd, -; }
+BOUND=$(caps CapabilityBoundingSet)
+AMBIENT=$(caps AmbientCapabilities)
+[ -n "$BOUND" ] && [ -n "$AMBIENT" ] || fail "no capabilities in the installed unit"
+grep -q '^NoNewPrivileges=yes' "$UNIT" || fail "the unit does not set NoNewPrivileges"
+if command -v setpriv >/dev/null; then
+    port=5310
+    for who in root nobody; do
+        [ $who = nobody ] && { id nobody >/dev/null 2>&1 || continue; }
+        db=$TMP/unit-db-$who
+        mkdir -p "$db"
+        ids=()
+        if [ $who = nobody ]; then
+            chown nobody "$db"
+            ids=(--reuid=nobody --regid="$(id -g nobody)" --clear-groups)
+        fi
+        port=$((port + 1))
+        ip netns exec "$NS_CAP" setpriv "${ids[@]}" --no-new-privs --bounding-set "-all,$BOUND" \
+            --inh-caps "-all,$AMBIENT" --ambient-caps "-all,$AMBIENT" \
+            "$BIN/goprobe" -d "$db" "$VC" >"$TMP/unit-$who.log" 2>&1 &
+        upid=$!
+        on_exit kill $upid
+        SHOW_ON_FAIL=$TMP/unit-$who.log
+        for _ in $(seq 50); do grep -q " started " "$TMP/unit-$who.log" && break; sleep 0.1; done
+        grep -q " started " "$TMP/unit-$who.log" || fail "goprobe with the unit's capabilities as $who did not start"
+        traffic $port
+        kill -TERM $upid
+        wait $upid || fail "goprobe with the unit's capabilities as $who: exit $?"
+        got=$("$BIN/goquery" -d "$db" -i "$VC" -f "$T0" -c "dport = $port" -e csv apps_port | sed -n 2p)
+        [ "${got%%,*}" = "$port" ] && [ "$(cut -d, -f4 <<<"$got")" = "$UDP_COUNT" ] ||
+            fail "goprobe with the unit's capabilities as $who: $got, want $UDP_COUNT datagrams to $port"
+        note "the unit's capabilities ($AMBIENT) as $who: captured"
+    done
+else
+    note "no setpriv: the unit's capabilities are not tried"
+fi
 pass
