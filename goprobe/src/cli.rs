@@ -47,6 +47,12 @@ pub struct LiveArgs {
     /// Log level: error, warn, info, debug or trace; overrides the config's log.level.
     #[arg(long, value_name = "LEVEL", value_parser = parse_level)]
     pub log_level: Option<LogLevel>,
+    /// Memory in MiB for intervals whose writeout failed (disk full, I/O errors):
+    /// capture goes on, they are held in order and written when writeouts work again;
+    /// beyond this bound the oldest held interval is dropped (logged and counted).
+    /// 0 holds nothing. Overrides the config's backlog_mib (default 256).
+    #[arg(long, value_name = "MIB")]
+    pub backlog_mib: Option<u32>,
     /// Interfaces to capture on, in addition to the enabled ones of the config file
     /// (those named here are captured even if the file disables them; their settings
     /// come from the file's [interfaces.NAME] table or the defaults).
@@ -183,6 +189,7 @@ impl Cli {
                     pidfile: a.pidfile,
                     syslog: a.syslog,
                     log_level: a.log_level,
+                    backlog_mib: a.backlog_mib,
                     interfaces: a.interfaces,
                 };
                 let config = load_config(a.config.as_ref(), &flags)?;

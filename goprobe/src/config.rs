@@ -22,6 +22,12 @@ pub const DEFAULT_BUFFER_SIZE: u32 = 8 << 20;
 /// header with a transport header behind it.
 pub const MIN_SNAPLEN: u32 = 96;
 
+/// Default memory for intervals whose writeout failed (disk full), in MiB.
+pub const DEFAULT_BACKLOG_MIB: u32 = 256;
+
+/// Largest accepted `backlog_mib` (1 TiB).
+pub const MAX_BACKLOG_MIB: u32 = 1 << 20;
+
 /// Errors of loading or validating a configuration.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -127,13 +133,17 @@ impl Default for InterfaceConfig {
 }
 
 /// The whole configuration file.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The godb database folder.
     pub db_path: Option<PathBuf>,
     /// `goprobe clean` deletes days older than this many days; 0 keeps everything.
     pub retention_days: u32,
+    /// Memory (MiB) for intervals whose writeout failed (disk full, I/O errors), held
+    /// and written when writeouts work again; beyond it the oldest are dropped (logged
+    /// and counted). 0 holds nothing.
+    pub backlog_mib: u32,
     /// Logging.
     pub log: LogConfig,
     /// Drop to this user after opening the capture handles.
@@ -144,6 +154,21 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
     /// The interfaces, by name.
     pub interfaces: BTreeMap<String, InterfaceConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            db_path: None,
+            retention_days: 0,
+            backlog_mib: DEFAULT_BACKLOG_MIB,
+            log: LogConfig::default(),
+            user: None,
+            group: None,
+            pidfile: None,
+            interfaces: BTreeMap::new(),
+        }
+    }
 }
 
 impl Config {
@@ -183,6 +208,12 @@ impl Config {
                 )));
             }
         }
+        if self.backlog_mib > MAX_BACKLOG_MIB {
+            return Err(ConfigError::Invalid(format!(
+                "backlog_mib {} is over {MAX_BACKLOG_MIB} (1 TiB)",
+                self.backlog_mib
+            )));
+        }
         if self.group.is_some() && self.user.is_none() {
             return Err(ConfigError::Invalid(
                 "group is set but user is not: set both or neither".into(),
@@ -208,11 +239,14 @@ impl Config {
         if let Some(level) = flags.log_level {
             self.log.level = level;
         }
+        if let Some(mib) = flags.backlog_mib {
+            self.backlog_mib = mib;
+        }
         for name in &flags.interfaces {
             validate_iface_name(name)?;
             self.interfaces.entry(name.clone()).or_default().enabled = true;
         }
-        Ok(())
+        self.validate()
     }
 
     /// The database path, or an error telling how to give one.
@@ -241,23 +275,28 @@ pub struct Flags {
     pub syslog: bool,
     /// `--log-level LEVEL`.
     pub log_level: Option<LogLevel>,
+    /// `--backlog-mib MIB`.
+    pub backlog_mib: Option<u32>,
     /// Interfaces named on the command line.
     pub interfaces: Vec<String>,
 }
 
 /// Checks an interface name as godb will store it (one folder per interface) and as
-/// Linux allows it.
+/// Linux allows it: 1 to 64 bytes, no `/`, NUL, whitespace or control characters, not
+/// `.` or `..`, and no leading `.` (godb keeps its own files under dot names, and a
+/// hidden interface folder is easily overlooked). So a name can never lead outside
+/// the database folder.
 pub fn validate_iface_name(name: &str) -> Result<(), ConfigError> {
     let bad = name.is_empty()
-        || name.len() > 64
-        || name == "."
-        || name == ".."
+        || name.len() > godb::MAX_IFACE_LEN
+        || name.starts_with('.')
         || name.contains(['/', '\0'])
-        || name.chars().any(|c| c.is_whitespace() || c.is_control());
+        || name.chars().any(|c| c.is_whitespace() || c.is_control())
+        || godb::validate_iface(name).is_err();
     if bad {
         return Err(ConfigError::Invalid(format!(
             "invalid interface name {name:?}: it must be 1 to 64 bytes without '/', \
-             whitespace or control characters, and not '.' or '..'"
+             whitespace or control characters, and must not start with '.'"
         )));
     }
     Ok(())
@@ -278,6 +317,21 @@ mod tests {
         assert_eq!(c.log.destination, LogDestination::Stderr);
         assert_eq!(c.log.level, LogLevel::Info);
         assert_eq!(c.retention_days, 0);
+        assert_eq!(c.backlog_mib, DEFAULT_BACKLOG_MIB);
+    }
+
+    #[test]
+    fn unsafe_interface_names_are_refused() {
+        let long = "a".repeat(65);
+        for bad in [
+            "", ".", "..", "../etc", "a/b", "/", "a\0b", ".lock", ".hidden", "a b", "a\nb", "a\tb",
+            &long,
+        ] {
+            assert!(validate_iface_name(bad).is_err(), "{bad:?}");
+        }
+        for ok in ["eth0", "en0.100", "a..b", "wlan-ü", &long[..64]] {
+            assert!(validate_iface_name(ok).is_ok(), "{ok:?}");
+        }
     }
 
     #[test]
@@ -315,6 +369,8 @@ mod tests {
         assert!(parse("[interfaces.eth0]\nsnaplen = 10\n").is_err());
         assert!(parse("[interfaces.eth0]\nbuffer_size = 100\n").is_err());
         assert!(parse("[interfaces.\"a/b\"]\n").is_err());
+        assert!(parse("backlog_mib = 2000000\n").is_err());
+        assert!(parse("backlog_mib = -1\n").is_err());
         assert!(parse("group = \"g\"\n").is_err());
         assert!(parse("retention_days = -1\n").is_err());
     }
@@ -332,6 +388,7 @@ mod tests {
             pidfile: Some("/flag.pid".into()),
             syslog: true,
             log_level: Some(LogLevel::Debug),
+            backlog_mib: Some(3),
             interfaces: vec!["eth0".into(), "eth2".into()],
         };
         c.merge_flags(&flags).unwrap();
@@ -339,6 +396,7 @@ mod tests {
         assert_eq!(c.pidfile.as_deref(), Some(Path::new("/flag.pid")));
         assert_eq!(c.log.destination, LogDestination::Syslog);
         assert_eq!(c.log.level, LogLevel::Debug);
+        assert_eq!(c.backlog_mib, 3);
         let names: Vec<_> = c.enabled_interfaces().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["eth0", "eth1", "eth2"]);
         assert_eq!(c.interfaces["eth0"].snaplen, 300);

@@ -24,7 +24,7 @@ use crate::capture::{self, CaptureError, CaptureThread};
 use crate::cli::load_config;
 use crate::config::{Config, ConfigError, Flags, InterfaceConfig};
 use crate::logging;
-use crate::writer::Writer;
+use crate::writer::{Writer, WriterOptions};
 
 /// Why the daemon could not start or did not end cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +60,15 @@ pub enum DaemonError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The database path is unsafe (world-writable, or below a folder anybody may
+    /// rename things in).
+    #[error("refusing database {path}: {reason}")]
+    UnsafeDatabase {
+        /// The path checked (the database folder or one of its parents).
+        path: PathBuf,
+        /// Why.
+        reason: String,
     },
     /// Another goprobe holds the pidfile.
     #[error("pidfile {path} names a running process ({pid}): is goprobe already running?")]
@@ -106,6 +115,7 @@ pub fn run(config_path: Option<PathBuf>, flags: Flags, config: Config) -> Result
     }
     signals.thread_block().map_err(DaemonError::Signals)?;
 
+    check_database_path(&db_path)?;
     let db = Arc::new(Database::create(&db_path)?);
 
     // Open every handle now, while privileged.
@@ -131,16 +141,26 @@ pub fn run(config_path: Option<PathBuf>, flags: Flags, config: Config) -> Result
         }
     }
 
+    let run_as = match &config.user {
+        Some(user) => Some(RunAs::resolve(user, config.group.as_deref())?),
+        None => None,
+    };
     let pidfile = config.pidfile.clone();
     if let Some(p) = &pidfile {
-        write_pidfile(p)?;
+        write_pidfile(p, run_as.as_ref())?;
     }
-    let dropped_to = match &config.user {
-        Some(user) => Some(drop_privileges(user, config.group.as_deref(), &db_path)?),
+    let dropped_to = match &run_as {
+        Some(r) => Some(r.switch(&db_path)?),
         None => None,
     };
 
-    let writer = Writer::spawn(Arc::clone(&db))?;
+    let writer = Writer::spawn_with(
+        Arc::clone(&db),
+        WriterOptions {
+            backlog_bytes: (config.backlog_mib as usize) << 20,
+            ..WriterOptions::default()
+        },
+    )?;
     let (ev_tx, ev_rx) = unbounded();
     std::thread::Builder::new()
         .name("goprobe-signals".into())
@@ -164,9 +184,7 @@ pub fn run(config_path: Option<PathBuf>, flags: Flags, config: Config) -> Result
     daemon.serve(&ev_rx);
     let totals = daemon.shutdown();
     if let Some(p) = &pidfile {
-        if let Err(e) = std::fs::remove_file(p) {
-            log::debug!("cannot remove pidfile {}: {e}", p.display());
-        }
+        remove_pidfile(p);
     }
     log::info!(
         "goprobe stopped: {} blocks with {} flows written in this run",
@@ -346,7 +364,74 @@ fn log_startup(config: &Config, db_path: &Path, user: Option<&str>) {
     );
 }
 
-fn write_pidfile(path: &Path) -> Result<(), DaemonError> {
+/// Refuses a database path that others could tamper with: the database folder must
+/// not be world-writable, and no folder above it may be world-writable without the
+/// sticky bit (like `/tmp`, where others cannot rename or delete what is ours). The
+/// path need not exist yet: its existing part is checked (links resolved).
+pub fn check_database_path(path: &Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::PermissionsExt;
+    let unsafe_path = |p: &Path, reason: String| DaemonError::UnsafeDatabase {
+        path: p.to_path_buf(),
+        reason,
+    };
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| unsafe_path(path, format!("cannot resolve the path: {e}")))?
+            .join(path)
+    };
+    // The deepest part that exists, with links resolved.
+    let existing = abs
+        .ancestors()
+        .find_map(|p| std::fs::canonicalize(p).ok().map(|c| (p == abs, c)));
+    let Some((is_db, real)) = existing else {
+        return Ok(());
+    };
+    for (i, dir) in real.ancestors().enumerate() {
+        let meta =
+            std::fs::metadata(dir).map_err(|e| unsafe_path(dir, format!("cannot inspect: {e}")))?;
+        let mode = meta.permissions().mode();
+        if mode & 0o002 == 0 {
+            continue;
+        }
+        if i == 0 && is_db {
+            return Err(unsafe_path(
+                dir,
+                format!(
+                    "the database folder is world-writable (mode {:04o}): anybody could \
+                     add, replace or remove stored data; chmod o-w it (goprobe creates \
+                     0750 folders and 0640 files)",
+                    mode & 0o7777
+                ),
+            ));
+        }
+        if mode & 0o1000 == 0 {
+            return Err(unsafe_path(
+                dir,
+                format!(
+                    "a parent folder of the database is world-writable without the sticky \
+                     bit (mode {:04o}): anybody could move the database away or put \
+                     another in its place",
+                    mode & 0o7777
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the pidfile without following a link or writing into an existing file: a
+/// new file next to it, renamed over it (so a link planted at `path` is replaced,
+/// never written through). With `run_as`, the file is given to that user so the
+/// process can still empty it at exit after dropping privileges.
+fn write_pidfile(path: &Path, run_as: Option<&RunAs>) -> Result<(), DaemonError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |source| DaemonError::Pidfile {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Ok(text) = std::fs::read_to_string(path) {
         if let Ok(pid) = text.trim().parse::<i32>() {
             let alive = pid > 0
@@ -360,76 +445,255 @@ fn write_pidfile(path: &Path) -> Result<(), DaemonError> {
             }
         }
     }
-    std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| {
-        DaemonError::Pidfile {
-            path: path.to_path_buf(),
-            source,
-        }
-    })
+    let name = path
+        .file_name()
+        .ok_or_else(|| fail(std::io::Error::other("not a file name")))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(fail)?;
+    let written = f
+        .write_all(format!("{}\n", std::process::id()).as_bytes())
+        .and_then(|()| match run_as {
+            Some(r) => std::os::unix::fs::fchown(&f, Some(r.uid.as_raw()), Some(r.gid.as_raw())),
+            None => Ok(()),
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(e));
+    }
+    Ok(())
 }
 
-/// Switches to `user` (and `group`, default the user's primary group), giving the
-/// database tree to them first so the writer can go on. Returns "user U, group G".
-fn drop_privileges(user: &str, group: Option<&str>, db_path: &Path) -> Result<String, DaemonError> {
-    use nix::unistd::{Group, Uid, User};
-    let fail = |reason: String| DaemonError::Privileges {
-        user: user.to_string(),
-        reason,
-    };
-    let u = User::from_name(user)
-        .map_err(|e| fail(format!("looking up the user: {e}")))?
-        .ok_or_else(|| fail("no such user".into()))?;
-    let gid = match group {
-        Some(g) => {
-            Group::from_name(g)
-                .map_err(|e| fail(format!("looking up group {g}: {e}")))?
-                .ok_or_else(|| fail(format!("no such group {g}")))?
-                .gid
+/// Removes the pidfile at exit. After a privilege drop the folder may not let the
+/// user remove it (e.g. `/run`): then the file (which is the user's) is emptied, so it
+/// names no process, and the init script removes it.
+fn remove_pidfile(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            let emptied = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path);
+            match emptied {
+                Ok(_) => log::info!(
+                    "cannot remove pidfile {} ({e}): emptied it instead (the init script \
+                     removes it; a folder the user may write, like /run/goprobe, avoids this)",
+                    path.display()
+                ),
+                Err(e2) => log::warn!(
+                    "cannot remove pidfile {} ({e}) nor empty it ({e2})",
+                    path.display()
+                ),
+            }
         }
-        None => u.gid,
-    };
-    let group_name = match group {
-        Some(g) => g.to_string(),
-        None => Group::from_gid(gid)
-            .ok()
-            .flatten()
-            .map_or_else(|| gid.to_string(), |g| g.name),
-    };
-    let name = format!("user {user}, group {group_name}");
-    if Uid::effective() == u.uid {
-        return Ok(name);
     }
-    if !Uid::effective().is_root() {
-        return Err(fail("only root can switch users".into()));
-    }
-    chown_tree(db_path, u.uid, gid).map_err(|e| {
-        fail(format!(
-            "giving the database {} to the user: {e}",
-            db_path.display()
-        ))
-    })?;
-    nix::unistd::setgroups(&[gid]).map_err(|e| fail(format!("setgroups: {e}")))?;
-    nix::unistd::setgid(gid).map_err(|e| fail(format!("setgid: {e}")))?;
-    nix::unistd::setuid(u.uid).map_err(|e| fail(format!("setuid: {e}")))?;
-    if nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
-        return Err(fail(
-            "root privileges could be regained after setuid".into(),
-        ));
-    }
-    log::info!(
-        "now running as {name}: from here on this user can no longer open interfaces \
-         (one that goes down cannot be reopened, one added by SIGHUP cannot be opened) \
-         unless it holds CAP_NET_RAW; restart goprobe for that"
-    );
-    Ok(name)
 }
 
+/// The user (and group) to run as after opening the capture handles.
+struct RunAs {
+    user: String,
+    group_name: String,
+    uid: nix::unistd::Uid,
+    gid: nix::unistd::Gid,
+}
+
+impl RunAs {
+    /// Looks up `user` and `group` (default: the user's primary group).
+    fn resolve(user: &str, group: Option<&str>) -> Result<RunAs, DaemonError> {
+        use nix::unistd::{Group, User};
+        let fail = |reason: String| DaemonError::Privileges {
+            user: user.to_string(),
+            reason,
+        };
+        let u = User::from_name(user)
+            .map_err(|e| fail(format!("looking up the user: {e}")))?
+            .ok_or_else(|| fail("no such user".into()))?;
+        let gid = match group {
+            Some(g) => {
+                Group::from_name(g)
+                    .map_err(|e| fail(format!("looking up group {g}: {e}")))?
+                    .ok_or_else(|| fail(format!("no such group {g}")))?
+                    .gid
+            }
+            None => u.gid,
+        };
+        let group_name = match group {
+            Some(g) => g.to_string(),
+            None => Group::from_gid(gid)
+                .ok()
+                .flatten()
+                .map_or_else(|| gid.to_string(), |g| g.name),
+        };
+        Ok(RunAs {
+            user: user.to_string(),
+            group_name,
+            uid: u.uid,
+            gid,
+        })
+    }
+
+    /// Switches to the user, giving the database tree to them first so the writer can
+    /// go on, and checks that they can write the database. Returns "user U, group G".
+    fn switch(&self, db_path: &Path) -> Result<String, DaemonError> {
+        use nix::unistd::Uid;
+        let fail = |reason: String| DaemonError::Privileges {
+            user: self.user.clone(),
+            reason,
+        };
+        let name = format!("user {}, group {}", self.user, self.group_name);
+        if Uid::effective() == self.uid {
+            return Ok(name);
+        }
+        if !Uid::effective().is_root() {
+            return Err(fail("only root can switch users".into()));
+        }
+        chown_tree(db_path, self.uid, self.gid).map_err(|e| {
+            fail(format!(
+                "giving the database {} to the user: {e}",
+                db_path.display()
+            ))
+        })?;
+        nix::unistd::setgroups(&[self.gid]).map_err(|e| fail(format!("setgroups: {e}")))?;
+        nix::unistd::setgid(self.gid).map_err(|e| fail(format!("setgid: {e}")))?;
+        nix::unistd::setuid(self.uid).map_err(|e| fail(format!("setuid: {e}")))?;
+        if nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
+            return Err(fail(
+                "root privileges could be regained after setuid".into(),
+            ));
+        }
+        use nix::unistd::AccessFlags;
+        nix::unistd::access(db_path, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
+            fail(format!(
+                "the user cannot write the database folder {} ({e}): are its parent \
+                 folders open to it?",
+                db_path.display()
+            ))
+        })?;
+        log::info!(
+            "now running as {name}: from here on this user can no longer open interfaces \
+             (one that goes down cannot be reopened, one added by SIGHUP cannot be opened) \
+             unless it holds CAP_NET_RAW; restart goprobe for that"
+        );
+        Ok(name)
+    }
+}
+
+/// Gives the database tree to the run-as user: every folder and file not already
+/// theirs, without following links; a file with several hard links is left alone (it
+/// may be somebody else's file linked into the database) and reported.
 fn chown_tree(path: &Path, uid: nix::unistd::Uid, gid: nix::unistd::Gid) -> std::io::Result<()> {
-    std::os::unix::fs::lchown(path, Some(uid.as_raw()), Some(gid.as_raw()))?;
-    if path.is_dir() && !path.is_symlink() {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    if meta.is_file() && meta.nlink() > 1 {
+        log::warn!(
+            "{}: has {} hard links: not giving it to the run-as user",
+            path.display(),
+            meta.nlink()
+        );
+        return Ok(());
+    }
+    if meta.uid() != uid.as_raw() || meta.gid() != gid.as_raw() {
+        std::os::unix::fs::lchown(path, Some(uid.as_raw()), Some(gid.as_raw()))?;
+    }
+    if meta.is_dir() {
         for entry in std::fs::read_dir(path)? {
             chown_tree(&entry?.path(), uid, gid)?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn chmod(p: &Path, mode: u32) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn world_writable_database_paths_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let parent = dir.path().join("parent");
+        let db = parent.join("db");
+        std::fs::create_dir_all(&db).unwrap();
+        chmod(&parent, 0o755);
+        chmod(&db, 0o750);
+        check_database_path(&db).unwrap();
+        // Not there yet: its existing parents are checked.
+        check_database_path(&db.join("new/deeper")).unwrap();
+
+        chmod(&db, 0o777);
+        let e = check_database_path(&db).unwrap_err().to_string();
+        assert!(e.contains("world-writable") && e.contains("0777"), "{e}");
+        // A world-writable folder below the database path's existing part is the
+        // database's parent then.
+        let e = check_database_path(&db.join("new"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("parent folder"), "{e}");
+        chmod(&db, 0o750);
+
+        chmod(&parent, 0o777);
+        let e = check_database_path(&db).unwrap_err().to_string();
+        assert!(e.contains("parent folder") && e.contains("sticky"), "{e}");
+        // With the sticky bit (like /tmp) a world-writable parent is fine.
+        chmod(&parent, 0o1777);
+        check_database_path(&db).unwrap();
+
+        // Links are resolved: a link to a world-writable folder is refused.
+        chmod(&db, 0o777);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&db, &link).unwrap();
+        assert!(check_database_path(&link).is_err());
+    }
+
+    #[test]
+    fn the_pidfile_replaces_a_planted_link_instead_of_writing_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep me").unwrap();
+        let pidfile = dir.path().join("goprobe.pid");
+        std::os::unix::fs::symlink(&victim, &pidfile).unwrap();
+        write_pidfile(&pidfile, None).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+        assert!(!std::fs::symlink_metadata(&pidfile)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            std::fs::read_to_string(&pidfile).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        remove_pidfile(&pidfile);
+        assert!(!pidfile.exists());
+        // A stale pidfile (no such process) is taken over; a live one is refused.
+        std::fs::write(&pidfile, "999999999\n").unwrap();
+        write_pidfile(&pidfile, None).unwrap();
+        std::fs::write(&pidfile, "1\n").unwrap();
+        assert!(matches!(
+            write_pidfile(&pidfile, None),
+            Err(DaemonError::AlreadyRunning { pid: 1, .. })
+        ));
+    }
 }

@@ -61,6 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Replay { db, iface, files } => {
+            goprobe::daemon::check_database_path(&db)?;
             goprobe::logging::init(&LogConfig {
                 level: LogLevel::Warn,
                 ..LogConfig::default()
@@ -103,6 +104,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 return Ok(());
             }
+            goprobe::daemon::check_database_path(&db)?;
             let database = godb::Database::open(&db)
                 .with_context(|| format!("open database {}", db.display()))?;
             let today = chrono::Utc::now().date_naive();

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::common::*;
 
-const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
-const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
-const OTHER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
+pub(crate) const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+pub(crate) const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+pub(crate) const OTHER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
 
 fn ip(args: &[&str]) -> Result<(), String> {
     let o = Command::new("ip")
@@ -35,17 +35,17 @@ fn ip(args: &[&str]) -> Result<(), String> {
 
 /// Two namespaces with veth pairs between them; deleted on drop (which also deletes
 /// the veth pairs).
-struct Netns {
-    capture_ns: String,
+pub(crate) struct Netns {
+    pub(crate) capture_ns: String,
     inject_ns: String,
     id: String,
     tag: String,
     /// Capturing end of the first pair.
-    capture_if: String,
+    pub(crate) capture_if: String,
 }
 
 impl Netns {
-    fn create(tag: &str) -> Result<Netns, String> {
+    pub(crate) fn create(tag: &str) -> Result<Netns, String> {
         let id = format!(
             "{}{}",
             std::process::id() % 100_000,
@@ -69,7 +69,7 @@ impl Netns {
     }
 
     /// Capturing end of pair `k`.
-    fn cap_if(&self, k: usize) -> String {
+    pub(crate) fn cap_if(&self, k: usize) -> String {
         format!("gc{}{k}{}", self.tag, self.id)
     }
 
@@ -119,7 +119,7 @@ impl Netns {
         ])
     }
 
-    fn capture_mac(&self, k: usize) -> [u8; 6] {
+    pub(crate) fn capture_mac(&self, k: usize) -> [u8; 6] {
         let o = Command::new("ip")
             .args(["netns", "exec", &self.capture_ns, "cat"])
             .arg(format!("/sys/class/net/{}/address", self.cap_if(k)))
@@ -135,7 +135,7 @@ impl Netns {
 
     /// Sends `frames` out of the injecting end of pair `k`, from a thread that joins
     /// the injecting namespace.
-    fn inject(&self, k: usize, frames: Vec<Vec<u8>>) {
+    pub(crate) fn inject(&self, k: usize, frames: Vec<Vec<u8>>) {
         let ns_path = format!("/run/netns/{}", self.inject_ns);
         let dev = self.inj_if(k);
         let t = std::thread::spawn(move || {
@@ -164,7 +164,7 @@ impl Drop for Netns {
 }
 
 /// Kills goprobe if the test fails before stopping it.
-struct ChildGuard(Option<Child>);
+pub(crate) struct ChildGuard(Option<Child>);
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
@@ -175,7 +175,7 @@ impl Drop for ChildGuard {
     }
 }
 
-fn can_run() -> bool {
+pub(crate) fn can_run() -> bool {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("note: not root, skipping the live capture test");
@@ -213,7 +213,7 @@ fn wait_for_line(rx: &mpsc::Receiver<String>, needle: &str, log: &mut Vec<String
 }
 
 /// A running goprobe inside the capturing namespace, its log collected line by line.
-struct Probe {
+pub(crate) struct Probe {
     guard: ChildGuard,
     pid: i32,
     rx: mpsc::Receiver<String>,
@@ -223,7 +223,7 @@ struct Probe {
 }
 
 impl Probe {
-    fn start(net: &Netns, args: &[&std::ffi::OsStr]) -> Probe {
+    pub(crate) fn start(net: &Netns, args: &[&std::ffi::OsStr]) -> Probe {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &net.capture_ns])
             .arg(env!("CARGO_BIN_EXE_goprobe"))
@@ -256,7 +256,7 @@ impl Probe {
 
     /// Waits (at most 20 s) for a log line containing `needle`, after the lines an
     /// earlier wait matched.
-    fn wait_for(&mut self, needle: &str) {
+    pub(crate) fn wait_for(&mut self, needle: &str) {
         self.wait_all(&[needle]);
     }
 
@@ -304,14 +304,20 @@ impl Probe {
         self.log[self.cursor..].iter().any(|l| l.contains(needle))
     }
 
-    fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         // SAFETY: sending a signal to our own child process.
         assert_eq!(unsafe { libc::kill(self.pid, sig) }, 0);
     }
 
     /// SIGTERM, then waits (at most 20 s) for the exit; returns the exit code and log.
-    fn stop(mut self) -> (Option<i32>, String) {
-        self.signal(libc::SIGTERM);
+    pub(crate) fn stop(self) -> (Option<i32>, String) {
+        self.end(libc::SIGTERM)
+    }
+
+    /// Sends `sig`, then waits (at most 20 s) for the exit; returns the exit code (None
+    /// if killed by a signal) and the log.
+    pub(crate) fn end(mut self, sig: i32) -> (Option<i32>, String) {
+        self.signal(sig);
         let deadline = Instant::now() + Duration::from_secs(20);
         let child = self.guard.0.as_mut().expect("child");
         let status = loop {
@@ -320,7 +326,7 @@ impl Probe {
             }
             assert!(
                 Instant::now() < deadline,
-                "goprobe did not stop after SIGTERM"
+                "goprobe did not stop after signal {sig}"
             );
             std::thread::sleep(Duration::from_millis(50));
         };
@@ -333,14 +339,14 @@ impl Probe {
 }
 
 /// `n` UDP frames of `len` bytes from the client to the server, to `mac`.
-fn udp_frames(mac: [u8; 6], n: usize, len: usize) -> Vec<Vec<u8>> {
+pub(crate) fn udp_frames(mac: [u8; 6], n: usize, len: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|_| eth_ipv4(mac, OTHER_MAC, CLIENT, SERVER, 17, 40001, 53, 0, len))
         .collect()
 }
 
 /// Packets and bytes stored for `iface`, with the number of non-IP packets.
-fn stored(db: &Path, iface: &str) -> (u64, u64, u64) {
+pub(crate) fn stored(db: &Path, iface: &str) -> (u64, u64, u64) {
     let blocks = read_blocks(db, iface);
     let rows = blocks.iter().flat_map(|b| &b.rows);
     let pkts = rows.clone().map(|r| r.counters.packets()).sum();
@@ -349,7 +355,7 @@ fn stored(db: &Path, iface: &str) -> (u64, u64, u64) {
     (pkts, bytes, non_ip)
 }
 
-fn write_config(path: &Path, db: &Path, extra: &str, ifaces: &[String]) {
+pub(crate) fn write_config(path: &Path, db: &Path, extra: &str, ifaces: &[String]) {
     let with_filters: Vec<(String, &str)> = ifaces.iter().map(|i| (i.clone(), "ip")).collect();
     write_config_filters(path, db, extra, &with_filters);
 }

@@ -4,5 +4,6 @@
 
 mod cli;
 mod common;
+mod faults;
 mod live;
 mod replay;
