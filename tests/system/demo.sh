@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The README's quick start on a clean clone: `git clone` of this repository (its committed
-# state) into a temporary folder, `make demo` there, and the report must hold real rows:
-# top talkers with addresses and top applications with protocols (as root: the local
-# HTTP and DNS traffic the demo makes on the loopback interface). Cargo builds into the
-# shared target folder, so only the workspace's own crates are compiled again.
+# state; a copy of the tree when it is no git checkout) into a folder of its own, then
+# `make demo` there, and the report must hold real rows: top talkers with addresses and
+# top applications with protocols (as root: the local HTTP and DNS traffic the demo makes
+# on the loopback interface). Cargo builds into the shared target folder, so only the
+# workspace's own crates are compiled again.
 # Needs root for the live capture; without root it runs the demo's replay of
 # ../shared/pcaps when that folder exists, and skips otherwise.
 . "$(dirname "$0")/lib.sh"
@@ -22,8 +23,16 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$(dirname "$GOPROBE_BUILD")}
 CLONE=$CARGO_TARGET_DIR/system-demo-clone
 rm -rf "$CLONE"
 on_exit rm -rf "$CLONE"
-git clone -q "$ROOT" "$CLONE" || fail "git clone $ROOT"
-note "clone of $(git -C "$CLONE" log --oneline -1 | cut -c1-60)"
+if git clone -q "$ROOT" "$CLONE" 2>"$TMP/clone.err"; then
+    note "clone of $(git -C "$CLONE" log --oneline -1 | cut -c1-60)"
+else
+    # Not a git checkout (an exported tree), or git refuses it (owned by another user):
+    # a copy of the tree without build output and database stands for the clone.
+    note "git clone failed ($(head -n 1 "$TMP/clone.err")): copying the tree instead"
+    rm -rf "$CLONE" && mkdir -p "$CLONE" &&
+        tar -C "$ROOT" --exclude=./target --exclude='./target-*' --exclude=./db -cf - . |
+        tar -C "$CLONE" -xf - || fail "copying $ROOT"
+fi
 # The demo's replay (without root) reads ../shared/pcaps beside the clone.
 if [ -z "$LIVE" ] && [ ! -e "$CARGO_TARGET_DIR/shared" ]; then
     ln -s "$(cd "$ROOT/../shared" && pwd)" "$CARGO_TARGET_DIR/shared" || fail "cannot link ../shared"
