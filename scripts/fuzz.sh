@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# scripts/fuzz.sh: seed, run and minimise the cargo-fuzz targets (docs/FUZZING.md).
+#
+#   scripts/fuzz.sh seed                   generate the seed corpora (../shared/pcaps, golden db, docs)
+#   scripts/fuzz.sh run TARGET [SECONDS]   fuzz one target (default 60 s), growing its work corpus
+#   scripts/fuzz.sh all [SECONDS]          every target in turn
+#   scripts/fuzz.sh ci [SECONDS]           short run of every target (default 30 s) on a
+#                                          throw-away corpus; fails on a crash; prints SKIP
+#                                          and succeeds if nightly or cargo-fuzz is missing
+#   scripts/fuzz.sh tmin TARGET FILE       minimise a crash input
+#   scripts/fuzz.sh cmin TARGET            minimise the work corpus of a target
+#   scripts/fuzz.sh replay TARGET FILE...  run inputs once (e.g. a regressions/ folder)
+#
+# Targets: decode (goflow/fuzz), meta, block, condition (godb/fuzz). Corpora per target:
+# work/T (grows, gitignored), seeds/T (generated, gitignored), corpus/T (a few committed
+# seeds), regressions/T (committed crash reproducers, replayed by the crates' tests).
+# Builds: no sanitizer (the fuzzed code is safe Rust; the only unsafe, godb's mmap, is
+# not reachable by input), release with debug assertions (integer overflow panics).
+# Runs at nice 19 unless FUZZ_NICE says otherwise; extra libFuzzer flags in FUZZ_FLAGS.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGETS=(decode meta block condition)
+BUILD_FLAGS=(-s none -O -a)
+NICE=${FUZZ_NICE:-19}
+
+crate_of() {
+    case "$1" in
+        decode) echo "$ROOT/goflow/fuzz" ;;
+        meta | block | condition) echo "$ROOT/godb/fuzz" ;;
+        *) echo "unknown target '$1' (targets: ${TARGETS[*]})" >&2; exit 2 ;;
+    esac
+}
+
+seed() {
+    python3 "$ROOT/scripts/fuzz-seeds.py" decode "$ROOT/goflow/fuzz/seeds/decode"
+    python3 "$ROOT/scripts/fuzz-seeds.py" godb "$ROOT/godb/fuzz/seeds"
+    python3 "$ROOT/scripts/fuzz-seeds.py" condition "$ROOT/godb/fuzz/seeds/condition"
+}
+
+# Existing read-only corpus folders of a target.
+inputs() {
+    local dir=$1 t=$2 d
+    for d in "$dir/seeds/$t" "$dir/corpus/$t" "$dir/regressions/$t"; do
+        if [ -d "$d" ]; then echo "$d"; fi
+    done
+}
+
+have_tools() {
+    if ! cargo +nightly --version >/dev/null 2>&1; then
+        echo "no nightly toolchain (rustup toolchain install nightly)"
+        return 1
+    fi
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        if [ "${FUZZ_INSTALL:-0}" = 1 ]; then
+            cargo install cargo-fuzz --locked >&2 && return 0
+        fi
+        echo "no cargo-fuzz (cargo install cargo-fuzz --locked, or FUZZ_INSTALL=1)"
+        return 1
+    fi
+}
+
+# run TARGET SECONDS OUTDIR: fuzz into OUTDIR; libFuzzer's exit status is returned.
+run_into() {
+    local t=$1 secs=$2 out=$3 dir
+    dir=$(crate_of "$t")
+    mkdir -p "$out"
+    # shellcheck disable=SC2046,SC2086
+    (cd "$dir" && nice -n "$NICE" cargo +nightly fuzz run "${BUILD_FLAGS[@]}" "$t" "$out" \
+        $(inputs "$dir" "$t") -- -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+        -malloc_limit_mb=2048 -max_len=4096 -print_final_stats=1 ${FUZZ_FLAGS:-})
+}
+
+cmd=${1:-}
+case "$cmd" in
+    seed) seed ;;
+    run)
+        t=${2:?target}
+        run_into "$t" "${3:-60}" "$(crate_of "$t")/work/$t"
+        ;;
+    all)
+        for t in "${TARGETS[@]}"; do run_into "$t" "${2:-60}" "$(crate_of "$t")/work/$t"; done
+        ;;
+    ci)
+        secs=${2:-30}
+        if ! why=$(have_tools); then
+            echo "SKIP fuzz: $why"
+            exit 0
+        fi
+        seed >/dev/null
+        tmp=$(mktemp -d)
+        trap 'rm -rf "$tmp"' EXIT
+        failed=()
+        for t in "${TARGETS[@]}"; do
+            echo "== fuzz $t: ${secs}s"
+            if ! run_into "$t" "$secs" "$tmp/$t" >"$tmp/$t.log" 2>&1; then
+                failed+=("$t")
+                tail -n 60 "$tmp/$t.log"
+            else
+                grep -E '^(stat::number_of_executed_units|Done )' "$tmp/$t.log" || true
+            fi
+        done
+        if [ ${#failed[@]} -gt 0 ]; then
+            echo "FAIL fuzz: crash in ${failed[*]} (reproducer under <crate>/fuzz/artifacts/)"
+            exit 1
+        fi
+        echo "PASS fuzz: ${TARGETS[*]}, ${secs}s each"
+        ;;
+    tmin)
+        t=${2:?target} f=${3:?crash file}
+        f=$(realpath "$f")
+        (cd "$(crate_of "$t")" && cargo +nightly fuzz tmin "${BUILD_FLAGS[@]}" "$t" "$f")
+        ;;
+    cmin)
+        t=${2:?target}
+        (cd "$(crate_of "$t")" && cargo +nightly fuzz cmin "${BUILD_FLAGS[@]}" "$t" "work/$t")
+        ;;
+    replay)
+        t=${2:?target}
+        shift 2
+        files=()
+        for f in "$@"; do files+=("$(realpath "$f")"); done
+        (cd "$(crate_of "$t")" && cargo +nightly fuzz run "${BUILD_FLAGS[@]}" "$t" "${files[@]}" -- -runs=1)
+        ;;
+    *)
+        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+        exit 2
+        ;;
+esac
