@@ -261,6 +261,33 @@ mod tests {
     }
 
     #[test]
+    fn every_entry_point_refuses_names_that_leave_the_database_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("db")).unwrap();
+        // A day folder one level up, where `..` would lead.
+        std::fs::create_dir_all(dir.path().join("2025/11/22")).unwrap();
+        for bad in ["..", "../db", "a/../..", "/etc", ""] {
+            let invalid = |r: Result<()>| matches!(r, Err(Error::InvalidInterface { .. }));
+            assert!(invalid(db.writer(bad).map(|_| ())), "writer {bad:?}");
+            assert!(invalid(db.days(bad).map(|_| ())), "days {bad:?}");
+            assert!(invalid(db.damaged_days(bad).map(|_| ())), "damaged {bad:?}");
+            let req = crate::ScanRequest {
+                ifaces: vec![bad.to_string()],
+                first: 0,
+                last: i64::MAX,
+            };
+            assert!(invalid(db.plan(&req).map(|_| ())), "plan {bad:?}");
+            let date = NaiveDate::from_ymd_opt(2030, 1, 1).unwrap();
+            assert!(
+                invalid(db.delete_days_before(date, Some(bad)).map(|_| ())),
+                "delete {bad:?}"
+            );
+        }
+        assert!(dir.path().join("2025/11/22").is_dir());
+        assert_eq!(std::fs::read_dir(db.path()).unwrap().count(), 0);
+    }
+
+    #[test]
     fn block_at_midnight_belongs_to_previous_day() {
         let midnight = 1_763_769_600; // 2025-11-22T00:00:00Z
         assert_eq!(day_of(midnight).ok(), NaiveDate::from_ymd_opt(2025, 11, 21));

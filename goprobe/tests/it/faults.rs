@@ -421,3 +421,191 @@ fn help_documents_the_backlog_bound() {
     let o = run(&["--backlog-mib", "x", "-d", "/nonexistent", "eth0"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// Mode bits and owner of every folder and file below `root` (the `.lock` files
+/// included), as (path, is_dir, mode, uid).
+fn tree(root: &Path) -> Vec<(PathBuf, bool, u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        out.push((p.clone(), m.is_dir(), m.mode() & 0o7777, m.uid()));
+        if m.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                todo.push(e.unwrap().path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_database_is_created_0750_0640_for_the_run_as_user_and_the_pidfile_is_cleaned_up() {
+    use crate::live::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !can_run() {
+        return;
+    }
+    let Ok(Some(nobody)) = nix::unistd::User::from_name("nobody") else {
+        eprintln!("note: no user 'nobody', skipping");
+        return;
+    };
+    let net = match Netns::create("m") {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("note: cannot create network namespaces ({e}), skipping");
+            return;
+        }
+    };
+    let iface = net.capture_if.clone();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = dir.path().join("db");
+    let conf = dir.path().join("goprobe.toml");
+    write_config(
+        &conf,
+        &db,
+        "user = \"nobody\"",
+        std::slice::from_ref(&iface),
+    );
+    // SAFETY: umask only reads and sets this process's file mode mask.
+    let umask = unsafe {
+        let old = libc::umask(0o022);
+        libc::umask(old);
+        old
+    } as u32;
+
+    // Run 1: the pidfile in a root-owned folder the user may not write: goprobe cannot
+    // remove it after the privilege drop and empties it.
+    let root_owned = dir.path().join("run");
+    std::fs::create_dir(&root_owned).unwrap();
+    std::fs::set_permissions(&root_owned, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pidfile = root_owned.join("goprobe.pid");
+    let args = [
+        "-c".as_ref(),
+        conf.as_os_str(),
+        "--pidfile".as_ref(),
+        pidfile.as_os_str(),
+    ];
+    let probe = Probe::start(&net, &args);
+    assert_eq!(
+        std::fs::metadata(&pidfile).unwrap().uid(),
+        nobody.uid.as_raw()
+    );
+    net.inject(0, udp_frames(net.capture_mac(0), 3, 100));
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, log) = probe.stop();
+    assert_eq!(code, Some(0), "log:\n{log}");
+    assert_eq!(stored(&db, &iface), (3, 300, 0), "log:\n{log}");
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap(),
+        "",
+        "log:\n{log}"
+    );
+    assert!(log.contains("emptied it instead"), "log:\n{log}");
+
+    let entries = tree(&db);
+    assert!(entries.len() >= 14, "{entries:?}");
+    for (p, is_dir, mode, uid) in &entries {
+        let want = if *is_dir { 0o750 } else { 0o640 } & !umask;
+        assert_eq!(*mode, want, "{} mode {mode:o}", p.display());
+        assert_eq!(*uid, nobody.uid.as_raw(), "{} owner", p.display());
+    }
+
+    // Run 2: the pidfile in a folder of the user's own (like /run/goprobe): removed;
+    // the emptied pidfile of run 1 did not block this start.
+    let own = dir.path().join("own");
+    std::fs::create_dir(&own).unwrap();
+    std::os::unix::fs::chown(&own, Some(nobody.uid.as_raw()), None).unwrap();
+    let pidfile2 = own.join("goprobe.pid");
+    let probe = Probe::start(
+        &net,
+        &[
+            "-c".as_ref(),
+            conf.as_os_str(),
+            "--pidfile".as_ref(),
+            pidfile2.as_os_str(),
+        ],
+    );
+    let (code, log) = probe.stop();
+    assert_eq!(code, Some(0), "log:\n{log}");
+    assert!(!pidfile2.exists(), "log:\n{log}");
+}
+
+#[test]
+fn world_writable_database_paths_are_refused_by_every_command() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    std::fs::create_dir(&db).unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let db_s = db.to_str().unwrap();
+    let pcap = dir.path().join("x.pcap");
+    let mut bytes = Vec::new();
+    pcap_header(&mut bytes, 1);
+    std::fs::write(&pcap, bytes).unwrap();
+    for args in [
+        vec!["-d", db_s, "lo"],
+        vec!["replay", "-d", db_s, "--iface", "x", pcap.to_str().unwrap()],
+        vec!["clean", "-d", db_s, "--older-than", "3"],
+    ] {
+        let o = run(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("refusing database") && err.contains("world-writable"),
+            "{args:?}: {err}"
+        );
+    }
+    // Nothing was written into it.
+    assert_eq!(std::fs::read_dir(&db).unwrap().count(), 0);
+}
+
+#[test]
+fn interface_names_that_could_leave_the_database_folder_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db_s = db.to_str().unwrap();
+    let pcap = dir.path().join("x.pcap");
+    let mut bytes = Vec::new();
+    pcap_header(&mut bytes, 1);
+    std::fs::write(&pcap, bytes).unwrap();
+    let long = "a".repeat(65);
+    for name in ["..", "../etc", "a/b", ".hidden", "a\nb", long.as_str()] {
+        let o = run(&[
+            "replay",
+            "-d",
+            db_s,
+            "--iface",
+            name,
+            pcap.to_str().unwrap(),
+        ]);
+        assert_ne!(o.status.code(), Some(0), "replay --iface {name:?}");
+        assert!(
+            stderr(&o).contains("invalid interface name"),
+            "{}",
+            stderr(&o)
+        );
+        let o = run(&["-d", db_s, name]);
+        assert_ne!(o.status.code(), Some(0), "live {name:?}");
+        assert!(
+            stderr(&o).contains("invalid interface name"),
+            "{}",
+            stderr(&o)
+        );
+        let o = run(&["clean", "-d", db_s, "--older-than", "1", "--iface", name]);
+        assert_ne!(o.status.code(), Some(0), "clean --iface {name:?}");
+    }
+    let conf = dir.path().join("goprobe.toml");
+    std::fs::write(&conf, "[interfaces.\"../../etc\"]\n").unwrap();
+    let o = run(&["check", "-c", conf.to_str().unwrap(), "-d", db_s]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid interface name"),
+        "{}",
+        stderr(&o)
+    );
+    // Nothing was created anywhere: not even the database folder.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
