@@ -5,6 +5,14 @@
 //! tail (10,000 clients × 500 servers × 8 services, Zipf-like draws), so the result
 //! tables are realistically sized. Set `QUERY_BENCH_ROWS` to change the rows per
 //! block (e.g. 800000 for 100 million rows).
+//!
+//! `QUERY_BENCH_DB=/tmp/q100m` instead runs `talk_conv`, `talk_src` and `apps_port`
+//! (`-n 10`) over a large database kept in that folder, built on the first run when the
+//! folder does not exist (about 100 million rows, see [`build_large`]): one interface,
+//! four days of 5-minute blocks, about 87,000 rows each; a million clients and 100,000
+//! servers drawn with a 1/x (Zipf, s = 1) law over conversations, so a few million
+//! distinct conversations; 10 % IPv6. Build it alone with
+//! `QUERY_BENCH_DB=/tmp/q100m cargo bench -p goprobe-benches --bench query -- --list`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -106,7 +114,131 @@ fn build(dir: &std::path::Path, rows: usize) -> Database {
     db
 }
 
+/// Blocks of the large database: four days of 5-minute intervals.
+const LARGE_BLOCKS: i64 = 4 * 288;
+/// Rows per block of the large database: 100 million rows in all.
+const LARGE_ROWS: usize = 100_000_000 / LARGE_BLOCKS as usize + 1;
+
+/// A conversation index with probability about 1/x over `1..=n` (Zipf, s = 1).
+fn zipf(rng: &mut Rng, n: u64) -> u64 {
+    let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+    ((n as f64).powf(u) as u64).clamp(1, n) - 1
+}
+
+/// One block of the large database: conversations drawn with a 1/x law from 8 million
+/// (client, server, service) triples, each mixed from its index so that popular
+/// conversations spread over the address space.
+fn large_block(rng: &mut Rng, ts: i64) -> Block {
+    const PORTS: [(u16, u8, u16); 8] = [
+        (443, 6, 2),
+        (80, 6, 1),
+        (53, 17, 5),
+        (22, 6, 4),
+        (123, 17, 0),
+        (8080, 6, 1),
+        (3478, 17, 0),
+        (0, 1, 0),
+    ];
+    let rows = (0..LARGE_ROWS)
+        .map(|_| {
+            let conv = zipf(rng, 8_000_000);
+            let mut h = conv.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            h ^= h >> 31;
+            let client = (h % 1_000_000) as u32;
+            let server = ((h >> 20) % 100_000) as u32;
+            let (dport, proto, l7) = PORTS[(h >> 40) as usize % 8];
+            let (sip, dip) = if h >> 60 == 0 {
+                (
+                    IpAddr::V6(Ipv6Addr::new(
+                        0x2001,
+                        0xdb8,
+                        0,
+                        0,
+                        0,
+                        0,
+                        (client >> 16) as u16,
+                        client as u16,
+                    )),
+                    IpAddr::V6(Ipv6Addr::new(
+                        0x2001,
+                        0xdb8,
+                        1,
+                        0,
+                        0,
+                        0,
+                        (server >> 16) as u16,
+                        server as u16,
+                    )),
+                )
+            } else {
+                (
+                    IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + client * 13)),
+                    IpAddr::V4(Ipv4Addr::from(0x5000_0000 + server * 101)),
+                )
+            };
+            let n = 1 + rng.next() % 2000;
+            FlowRow {
+                key: FlowKey {
+                    sip,
+                    dip,
+                    proto,
+                    dport,
+                    l7,
+                },
+                counters: Counters {
+                    bytes_rcvd: n * 900,
+                    bytes_sent: n * 80,
+                    pkts_rcvd: n,
+                    pkts_sent: n / 2 + 1,
+                },
+            }
+        })
+        .collect();
+    Block {
+        timestamp: ts,
+        stats: CaptureStats::default(),
+        rows,
+    }
+}
+
+/// Writes the large database into `path` (which must not exist yet).
+fn build_large(path: &std::path::Path) -> Database {
+    let db = Database::create(path).expect("create database");
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut w = db.writer("eth0").expect("open writer");
+    for b in 0..LARGE_BLOCKS {
+        w.append(&large_block(&mut rng, T0 + 300 * (b + 1)))
+            .expect("append block");
+    }
+    db
+}
+
+/// The queries of issue 4's targets over the large database in `path`.
+fn bench_large(c: &mut Criterion, path: &std::path::Path) {
+    let db = if path.exists() {
+        Database::open(path).expect("open database")
+    } else {
+        eprintln!("building {} (about 100 million rows)", path.display());
+        build_large(path)
+    };
+    let mut g = c.benchmark_group("query_large");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(30));
+    for q in ["talk_conv", "talk_src", "apps_port"] {
+        let mut s = Statement::new(q, T0, T0 + 86_400 * 5).expect("statement");
+        s.limit = 10;
+        let check = run(&db, &s).expect("query");
+        g.throughput(Throughput::Elements(check.rows_scanned));
+        g.bench_function(q, |b| b.iter(|| run(&db, &s).expect("query")));
+    }
+    g.finish();
+}
+
 fn bench(c: &mut Criterion) {
+    if let Some(path) = std::env::var_os("QUERY_BENCH_DB") {
+        bench_large(c, std::path::Path::new(&path));
+        return;
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let rows = rows_per_block();
     let db = build(dir.path(), rows);

@@ -200,19 +200,6 @@ fn shuffle_into(raw: &[u8], w: usize, out: &mut Vec<u8>) {
     }
 }
 
-/// Inverse of [`shuffle_into`].
-fn unshuffle_into(planes: &[u8], w: usize, out: &mut Vec<u8>) {
-    let n = planes.len().checked_div(w).unwrap_or(0);
-    let start = out.len();
-    out.resize(start + planes.len(), 0);
-    let dst = &mut out[start..];
-    for (j, plane) in planes.chunks_exact(n.max(1)).enumerate().take(w) {
-        for (i, b) in plane.iter().enumerate() {
-            dst[i * w + j] = *b;
-        }
-    }
-}
-
 /// Picks the smallest of raw, lz4(raw) and lz4(shuffled).
 fn choose(width_code: u8, raw: Vec<u8>, shuffled: Option<Vec<u8>>) -> Encoded {
     let raw_len = raw.len();
@@ -285,7 +272,8 @@ pub(crate) fn encode_uint_column(c: Column, values: &[u64]) -> Encoded {
     encode_uint(values, c.max_width_code().unwrap_or(4))
 }
 
-/// The decoded values of one column block.
+/// The decoded values of one column block (tests; readers use [`decode_into`]).
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Decoded {
     Ip(IpColumn),
@@ -324,7 +312,26 @@ impl IpColumn {
     }
 }
 
-/// Decodes one stored column block after its checksum was verified.
+/// Reusable buffers of [`decode_into`] (an lz4 output buffer), so that decoding block
+/// after block allocates and faults in memory only once.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    lz4: Vec<u8>,
+}
+
+/// Where [`decode_into`] writes: the column's values, in the reader's types. The vector
+/// is cleared and refilled (its capacity is reused).
+#[derive(Debug)]
+pub(crate) enum Target<'a> {
+    Ip(&'a mut IpColumn),
+    U8(&'a mut Vec<u8>),
+    U16(&'a mut Vec<u16>),
+    U64(&'a mut Vec<u64>),
+}
+
+/// Decodes one stored column block after its checksum was verified (tests; readers
+/// use [`decode_into`]).
+#[cfg(test)]
 pub(crate) fn decode(
     c: Column,
     stored: &[u8],
@@ -332,6 +339,117 @@ pub(crate) fn decode(
     rows_v4: u32,
     rows_v6: u32,
 ) -> Result<Decoded, BlockErrorKind> {
+    let mut scratch = Scratch::default();
+    if c.max_width_code().is_none() {
+        let mut col = IpColumn::default();
+        decode_into(
+            c,
+            stored,
+            meta,
+            rows_v4,
+            rows_v6,
+            &mut scratch,
+            Target::Ip(&mut col),
+        )?;
+        Ok(Decoded::Ip(col))
+    } else {
+        let mut v = Vec::new();
+        decode_into(
+            c,
+            stored,
+            meta,
+            rows_v4,
+            rows_v6,
+            &mut scratch,
+            Target::U64(&mut v),
+        )?;
+        Ok(Decoded::Uint(v))
+    }
+}
+
+/// Little-endian integers of width `w` (1, 2, 4 or 8 bytes; byte planes when
+/// `shuffled`) from `bytes` into `out`, truncated to `T` with `conv`.
+fn fill_uint<T: Copy + Default>(
+    bytes: &[u8],
+    w: usize,
+    shuffled: bool,
+    out: &mut Vec<T>,
+    conv: impl Fn(u64) -> T,
+) {
+    out.clear();
+    let n = bytes.len().checked_div(w).unwrap_or(0);
+    if !shuffled || w == 1 {
+        match w {
+            1 => out.extend(bytes.iter().map(|&b| conv(u64::from(b)))),
+            2 => out.extend(
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| conv(u64::from(u16::from_le_bytes([c[0], c[1]])))),
+            ),
+            4 => out.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| conv(u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))),
+            ),
+            _ => out.extend(bytes.chunks_exact(8).map(|c| {
+                let mut le = [0u8; 8];
+                le.copy_from_slice(c);
+                conv(u64::from_le_bytes(le))
+            })),
+        }
+        return;
+    }
+    // Byte planes: value i is the sum of plane j's byte i shifted by 8j. Planes are
+    // combined in blocks of values that stay in the cache.
+    const STEP: usize = 4096;
+    let mut acc = [0u64; STEP];
+    let mut lo = 0;
+    while lo < n {
+        let hi = (lo + STEP).min(n);
+        let acc = &mut acc[..hi - lo];
+        acc.fill(0);
+        for (j, plane) in bytes.chunks_exact(n).take(w).enumerate() {
+            for (a, &b) in acc.iter_mut().zip(&plane[lo..hi]) {
+                *a |= u64::from(b) << (8 * j);
+            }
+        }
+        out.extend(acc.iter().map(|&v| conv(v)));
+        lo = hi;
+    }
+}
+
+/// Addresses of width `W` (4 or 16; byte planes when `shuffled`) from `bytes` into
+/// `out`.
+fn fill_ip<const W: usize>(bytes: &[u8], shuffled: bool, out: &mut Vec<[u8; W]>) {
+    out.clear();
+    let n = bytes.len() / W;
+    if !shuffled {
+        out.extend(bytes.chunks_exact(W).map(|c| {
+            let mut a = [0u8; W];
+            a.copy_from_slice(c);
+            a
+        }));
+        return;
+    }
+    out.resize(n, [0u8; W]);
+    for (j, plane) in bytes.chunks_exact(n.max(1)).take(W).enumerate() {
+        for (a, &b) in out.iter_mut().zip(plane) {
+            a[j] = b;
+        }
+    }
+}
+
+/// Decodes one stored column block after its checksum was verified into `out`,
+/// reusing `scratch` and the capacity of `out`.
+pub(crate) fn decode_into(
+    c: Column,
+    stored: &[u8],
+    meta: &ColumnMeta,
+    rows_v4: u32,
+    rows_v6: u32,
+    scratch: &mut Scratch,
+    out: Target<'_>,
+) -> Result<(), BlockErrorKind> {
     let Some((&t, payload)) = stored.split_first() else {
         return Err(BlockErrorKind::BadLength("empty column block".into()));
     };
@@ -358,7 +476,6 @@ pub(crate) fn decode(
         )));
     }
     let raw_len = meta.raw_len as usize;
-    let mut buf;
     let bytes: &[u8] = if lz4 {
         // lz4 cannot expand data more than about 255-fold: refuse to allocate for a
         // length that the payload cannot possibly produce.
@@ -368,15 +485,17 @@ pub(crate) fn decode(
                 payload.len()
             )));
         }
-        buf = vec![0u8; raw_len];
-        let n = lz4_flex::block::decompress_into(payload, &mut buf)
+        let buf = &mut scratch.lz4;
+        buf.clear();
+        buf.resize(raw_len, 0);
+        let n = lz4_flex::block::decompress_into(payload, buf)
             .map_err(|e| BlockErrorKind::Decompress(e.to_string()))?;
         if n != raw_len {
             return Err(BlockErrorKind::Decompress(format!(
                 "decompressed {n} bytes, expected {raw_len}"
             )));
         }
-        &buf
+        buf
     } else {
         if payload.len() != raw_len {
             return Err(BlockErrorKind::BadLength(format!(
@@ -386,52 +505,34 @@ pub(crate) fn decode(
         }
         payload
     };
-    let unshuffled;
-    let bytes: &[u8] = if shuffle {
-        let mut out = Vec::with_capacity(bytes.len());
-        if code == tag::IP {
-            let split = 4 * v4 as usize;
-            unshuffle_into(&bytes[..split], 4, &mut out);
-            unshuffle_into(&bytes[split..], 16, &mut out);
-        } else {
-            unshuffle_into(bytes, width_of(code), &mut out);
-        }
-        unshuffled = out;
-        &unshuffled
-    } else {
-        bytes
-    };
-    if code == tag::IP {
-        let split = 4 * v4 as usize;
-        let mut col = IpColumn {
-            v4: Vec::with_capacity(v4 as usize),
-            v6: Vec::with_capacity(v6 as usize),
-        };
-        for ch in bytes[..split].chunks_exact(4) {
-            let mut a = [0u8; 4];
-            a.copy_from_slice(ch);
-            col.v4.push(a);
-        }
-        for ch in bytes[split..].chunks_exact(16) {
-            let mut a = [0u8; 16];
-            a.copy_from_slice(ch);
-            col.v6.push(a);
-        }
-        return Ok(Decoded::Ip(col));
-    }
     let w = width_of(code);
-    if w == 0 {
-        return Ok(Decoded::Uint(vec![0; rows as usize]));
+    match out {
+        Target::Ip(col) => {
+            if code != tag::IP {
+                return Err(BlockErrorKind::BadEncoding(t));
+            }
+            let split = 4 * v4 as usize;
+            fill_ip(&bytes[..split], shuffle, &mut col.v4);
+            fill_ip(&bytes[split..], shuffle, &mut col.v6);
+        }
+        _ if code == tag::IP => return Err(BlockErrorKind::BadEncoding(t)),
+        Target::U8(v) if w == 0 => {
+            v.clear();
+            v.resize(rows as usize, 0);
+        }
+        Target::U16(v) if w == 0 => {
+            v.clear();
+            v.resize(rows as usize, 0);
+        }
+        Target::U64(v) if w == 0 => {
+            v.clear();
+            v.resize(rows as usize, 0);
+        }
+        Target::U8(v) => fill_uint(bytes, w, shuffle, v, |x| x as u8),
+        Target::U16(v) => fill_uint(bytes, w, shuffle, v, |x| x as u16),
+        Target::U64(v) => fill_uint(bytes, w, shuffle, v, |x| x),
     }
-    let values = bytes
-        .chunks_exact(w)
-        .map(|ch| {
-            let mut le = [0u8; 8];
-            le[..w].copy_from_slice(ch);
-            u64::from_le_bytes(le)
-        })
-        .collect();
-    Ok(Decoded::Uint(values))
+    Ok(())
 }
 
 #[cfg(test)]

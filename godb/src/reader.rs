@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use memmap2::Mmap;
 
-use crate::column::{decode, Column, ColumnSet, Decoded, IpColumn, NUM_COLUMNS};
+use crate::column::{decode_into, Column, ColumnSet, IpColumn, Scratch, Target, NUM_COLUMNS};
 use crate::db::{day_of, read_meta, Database};
 use crate::error::{BlockError, BlockErrorKind, Error, Result};
 use crate::meta::{BlockMeta, META_FILE};
@@ -67,7 +67,10 @@ enum ColumnFile {
 
 /// The decoded columns of one block. Columns that were not requested are `None`.
 /// Rows `0..rows_v4` are IPv4 rows, the rest IPv6, in every column.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// [`DayReader::read_into`] refills an existing `BlockData` (its vectors keep their
+/// capacity), so a scan can decode block after block without allocating.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlockData {
     /// Interface of the block.
     pub iface: String,
@@ -259,6 +262,10 @@ fn map_file(path: &Path) -> std::io::Result<Option<Mmap>> {
     Ok(Some(m))
 }
 
+/// Reusable decoding buffers for [`DayReader::read_into`], one per thread.
+#[derive(Debug, Default)]
+pub struct DecodeScratch(Scratch);
+
 impl DayReader {
     /// Number of blocks in the plan this reader was opened from.
     pub fn len(&self) -> usize {
@@ -296,6 +303,21 @@ impl DayReader {
     /// Decodes block `i` of the plan (the chosen columns only), verifying lengths,
     /// checksums and encodings; a damaged block is an error naming file and block.
     pub fn read(&self, i: usize) -> Result<BlockData, BlockError> {
+        let mut data = BlockData::default();
+        self.read_into(i, &mut data, &mut DecodeScratch::default())?;
+        Ok(data)
+    }
+
+    /// Like [`DayReader::read`], but refills `data`, reusing its vectors and
+    /// `scratch`: decoding block after block into the same `data` allocates (and
+    /// faults in fresh memory) only while the blocks grow. After an error `data` holds
+    /// a partly decoded block and must not be used.
+    pub fn read_into(
+        &self,
+        i: usize,
+        data: &mut BlockData,
+        scratch: &mut DecodeScratch,
+    ) -> Result<(), BlockError> {
         let Some(b) = self.blocks.get(i) else {
             return Err(BlockError {
                 iface: self.iface.clone(),
@@ -306,52 +328,48 @@ impl DayReader {
                 kind: BlockErrorKind::NoSuchBlock(self.blocks.len()),
             });
         };
-        let rows = b.rows() as usize;
-        let mut data = BlockData {
-            iface: self.iface.clone(),
-            timestamp: b.timestamp,
-            stats: b.stats,
-            rows,
-            rows_v4: b.rows_v4 as usize,
-            sip: None,
-            dip: None,
-            proto: None,
-            dport: None,
-            l7: None,
-            bytes_rcvd: None,
-            bytes_sent: None,
-            pkts_rcvd: None,
-            pkts_sent: None,
-        };
-        for c in self.columns.iter() {
-            let decoded = self.read_column(i, b, c)?;
-            match (c, decoded) {
-                (Column::Sip, Decoded::Ip(v)) => data.sip = Some(v),
-                (Column::Dip, Decoded::Ip(v)) => data.dip = Some(v),
-                (Column::Proto, Decoded::Uint(v)) => {
-                    data.proto = Some(v.into_iter().map(|x| x as u8).collect())
-                }
-                (Column::Dport, Decoded::Uint(v)) => {
-                    data.dport = Some(v.into_iter().map(|x| x as u16).collect())
-                }
-                (Column::L7, Decoded::Uint(v)) => {
-                    data.l7 = Some(v.into_iter().map(|x| x as u16).collect())
-                }
-                (Column::BytesRcvd, Decoded::Uint(v)) => data.bytes_rcvd = Some(v),
-                (Column::BytesSent, Decoded::Uint(v)) => data.bytes_sent = Some(v),
-                (Column::PktsRcvd, Decoded::Uint(v)) => data.pkts_rcvd = Some(v),
-                (Column::PktsSent, Decoded::Uint(v)) => data.pkts_sent = Some(v),
-                (c, _) => {
-                    return Err(self.err(
-                        i,
-                        b,
-                        c,
-                        BlockErrorKind::BadEncoding(b.column(c).encoding),
-                    ))
-                }
-            }
+        if data.iface != self.iface {
+            data.iface.clone_from(&self.iface);
         }
-        Ok(data)
+        data.timestamp = b.timestamp;
+        data.stats = b.stats;
+        data.rows = b.rows() as usize;
+        data.rows_v4 = b.rows_v4 as usize;
+        for c in Column::ALL {
+            let wanted = self.columns.contains(c);
+            macro_rules! slot {
+                ($field:ident, $variant:ident) => {{
+                    if !wanted {
+                        data.$field = None;
+                        continue;
+                    }
+                    Target::$variant(data.$field.get_or_insert_with(Default::default))
+                }};
+            }
+            let target = match c {
+                Column::Sip => slot!(sip, Ip),
+                Column::Dip => slot!(dip, Ip),
+                Column::Proto => slot!(proto, U8),
+                Column::Dport => slot!(dport, U16),
+                Column::L7 => slot!(l7, U16),
+                Column::BytesRcvd => slot!(bytes_rcvd, U64),
+                Column::BytesSent => slot!(bytes_sent, U64),
+                Column::PktsRcvd => slot!(pkts_rcvd, U64),
+                Column::PktsSent => slot!(pkts_sent, U64),
+            };
+            let stored = self.stored(i, b, c)?;
+            decode_into(
+                c,
+                stored,
+                b.column(c),
+                b.rows_v4,
+                b.rows_v6,
+                &mut scratch.0,
+                target,
+            )
+            .map_err(|k| self.err(i, b, c, k))?;
+        }
+        Ok(())
     }
 
     fn err(&self, i: usize, b: &BlockMeta, c: Column, kind: BlockErrorKind) -> BlockError {
@@ -369,7 +387,8 @@ impl DayReader {
         }
     }
 
-    fn read_column(&self, i: usize, b: &BlockMeta, c: Column) -> Result<Decoded, BlockError> {
+    /// The checksum-verified stored bytes of column `c` of block `i`.
+    fn stored(&self, i: usize, b: &BlockMeta, c: Column) -> Result<&[u8], BlockError> {
         let cm = b.column(c);
         let map: &[u8] = match &self.files[c.index()] {
             ColumnFile::Mapped(_, Some(m)) => m,
@@ -407,7 +426,7 @@ impl DayReader {
             };
             return Err(self.err(i, b, c, kind));
         }
-        decode(c, stored, cm, b.rows_v4, b.rows_v6).map_err(|k| self.err(i, b, c, k))
+        Ok(stored)
     }
 }
 

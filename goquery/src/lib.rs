@@ -18,6 +18,7 @@
 //! ```
 
 pub mod args;
+pub mod hugealloc;
 pub mod list;
 pub mod render;
 pub mod resolve;

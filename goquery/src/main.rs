@@ -5,6 +5,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Large query buffers on transparent huge pages: fewer page faults per query.
+#[global_allocator]
+static ALLOC: goquery::hugealloc::HugePageAlloc = goquery::hugealloc::HugePageAlloc;
+
 fn main() -> ExitCode {
     match run() {
         Ok(code) => ExitCode::from(code),

@@ -19,7 +19,9 @@ use super::condition::Cols;
 use super::error::QueryError;
 use super::result::{QueryResult, SkippedBlock};
 use super::statement::Statement;
-use crate::{BlockData, Column, ColumnSet, Database, DayReader, IpColumn, ScanRequest};
+use crate::{
+    BlockData, Column, ColumnSet, Database, DayReader, DecodeScratch, IpColumn, ScanRequest,
+};
 
 /// The columns `stmt` reads: its attributes, its condition's, and the four counters.
 pub fn needed_columns(stmt: &Statement) -> ColumnSet {
@@ -219,7 +221,7 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                 abort.store(true, Ordering::Relaxed);
                 return Err(QueryError::MemoryLimit {
                     limit_mib: stmt.memory_limit >> 20,
-                    entries: table.map.len(),
+                    entries: table.len(),
                 });
             }
         }
@@ -233,7 +235,11 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
         }
         let mut reported = 0usize;
         let (mut lo, mut hi, mut blocks) = (i64::MAX, i64::MIN, 0usize);
-        let mut cached: Option<(usize, usize, BlockData)> = None;
+        // The decoded block, refilled in place block after block (no allocation and
+        // no fresh memory once the buffers have grown), and which block it holds.
+        let mut block = BlockData::default();
+        let mut scratch = DecodeScratch::default();
+        let mut cached: Option<(usize, usize)> = None;
         loop {
             if abort.load(Ordering::Relaxed) {
                 break;
@@ -246,10 +252,10 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                 break;
             };
             let first_chunk = row_lo == 0;
-            if cached.as_ref().map(|c| (c.0, c.1)) != Some((r, b)) {
+            if cached != Some((r, b)) {
                 cached = None;
-                match reader.read(b) {
-                    Ok(block) => cached = Some((r, b, block)),
+                match reader.read_into(b, &mut block, &mut scratch) {
+                    Ok(()) => cached = Some((r, b)),
                     Err(e) => {
                         if first_chunk {
                             lock(&skipped_m).push(SkippedBlock {
@@ -262,13 +268,10 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                     }
                 }
             }
-            let Some((_, _, block)) = cached.as_ref() else {
-                continue;
-            };
             if block.timestamp < ts_lo || block.timestamp > ts_hi {
                 continue;
             }
-            match add(&mut table, stmt, block, *iface_idx as u16, row_lo, row_hi) {
+            match add(&mut table, stmt, &block, *iface_idx as u16, row_lo, row_hi) {
                 Ok(()) => {
                     if first_chunk {
                         lo = lo.min(block.timestamp);
@@ -350,16 +353,21 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
             if merged.bytes() > stmt.memory_limit {
                 return Err(QueryError::MemoryLimit {
                     limit_mib: stmt.memory_limit >> 20,
-                    entries: merged.map.len(),
+                    entries: merged.len(),
                 });
             }
         }
         tables.push(merged);
     }
-    // Ordering needs the entries once more as a vector, next to the tables.
-    let entries: usize = tables.iter().map(|t| t.map.len()).sum();
+    // Ordering needs the entries once more as a vector next to the tables: all of
+    // them without a limit, else at most twice the limit.
+    let entries: usize = tables.iter().map(Table::len).sum();
     let held: usize = tables.iter().map(Table::bytes).sum();
-    let sort_bytes = entries.saturating_mul(std::mem::size_of::<(Key, crate::Counters)>());
+    let ordered = match stmt.limit {
+        0 => entries,
+        n => entries.min(n.saturating_mul(2)),
+    };
+    let sort_bytes = ordered.saturating_mul(std::mem::size_of::<(Key, crate::Counters)>());
     if held.saturating_add(sort_bytes) > stmt.memory_limit {
         return Err(QueryError::MemoryLimit {
             limit_mib: stmt.memory_limit >> 20,
