@@ -609,3 +609,97 @@ fn interface_names_that_could_leave_the_database_folder_are_refused() {
     // Nothing was created anywhere: not even the database folder.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
 }
+
+/// A pcap of `intervals` 5-minute intervals from `first` on, two UDP packets in each.
+fn many_intervals_pcap(path: &Path, first: u32, intervals: u32) {
+    let mut out = Vec::new();
+    pcap_header(&mut out, 1);
+    for k in 0..intervals {
+        let f = eth_ipv4(
+            [2, 0, 0, 0, 0, 1],
+            [2, 0, 0, 0, 0, 2],
+            Ipv4Addr::new(10, 0, (k >> 8) as u8, k as u8),
+            Ipv4Addr::new(192, 0, 2, 1),
+            17,
+            40000,
+            53,
+            0,
+            100,
+        );
+        pcap_record(&mut out, first + 300 * k + 10, &f);
+        pcap_record(&mut out, first + 300 * k + 20, &f);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn replay_killed_in_the_middle_of_writing_leaves_every_committed_block_readable() {
+    let Some(fs) = Tmpfs::mount("256m") else {
+        return;
+    };
+    let db = fs.path().join("db");
+    let first = 1_700_000_100u32 - 1_700_000_100 % 300;
+    let n = 3000;
+    let pcap = fs.path().join("a.pcap");
+    many_intervals_pcap(&pcap, first, n);
+    let mut child = goprobe()
+        .args(["replay", "-d"])
+        .arg(&db)
+        .args(["--iface", "eth0"])
+        .arg(&pcap)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once it has committed some blocks (it is then in the middle of writing).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let blocks: u32 = godb::Database::open(&db)
+            .and_then(|d| d.days("eth0"))
+            .map(|days| days.iter().map(|d| d.blocks).sum())
+            .unwrap_or(0);
+        if blocks >= 50 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "replay wrote nothing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    if status.success() {
+        eprintln!("note: replay finished before it could be killed; nothing more to test");
+        return;
+    }
+    // Every committed block reads in full; they are a prefix of the file's intervals.
+    let got = read_blocks(&db, "eth0");
+    assert!(
+        got.len() >= 50 && got.len() < n as usize,
+        "{} blocks",
+        got.len()
+    );
+    eprintln!("killed after {} of {n} blocks", got.len());
+    for (k, b) in got.iter().enumerate() {
+        assert_eq!(b.timestamp, i64::from(first) + 300 * (k as i64 + 1));
+        assert_eq!(b.rows.len(), 1);
+        assert_eq!(b.rows[0].counters.packets(), 2);
+    }
+    // A later capture appends behind them.
+    let later = fs.path().join("b.pcap");
+    let next = first + 300 * n;
+    many_intervals_pcap(&later, next, 5);
+    let o = run(&[
+        "replay",
+        "-d",
+        db.to_str().unwrap(),
+        "--iface",
+        "eth0",
+        later.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let all = read_blocks(&db, "eth0");
+    assert_eq!(all.len(), got.len() + 5);
+    assert_eq!(
+        all.last().map(|b| b.timestamp),
+        Some(i64::from(next) + 1500)
+    );
+}
