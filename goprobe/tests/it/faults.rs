@@ -638,7 +638,8 @@ fn replay_killed_in_the_middle_of_writing_leaves_every_committed_block_readable(
         return;
     };
     let db = fs.path().join("db");
-    let first = 1_700_000_100u32 - 1_700_000_100 % 300;
+    // An interval boundary (a multiple of 300).
+    let first = 1_700_000_100u32;
     let n = 3000;
     let pcap = fs.path().join("a.pcap");
     many_intervals_pcap(&pcap, first, n);
