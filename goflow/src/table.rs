@@ -377,12 +377,21 @@ impl FlowTable {
     #[inline]
     pub fn add_packet(&mut self, link: LinkType, data: &[u8], wire_len: u32, ts_secs: i64) {
         if let Some(p) = self.decoder.decode(link, data, ts_secs) {
-            let bytes = u64::from(wire_len);
-            if p.v6 {
-                account(&mut self.v6, &mut self.l7, &p, bytes);
-            } else {
-                account(&mut self.v4, &mut self.l7, &p, bytes);
-            }
+            self.add_decoded(&p, wire_len);
+        }
+    }
+
+    /// Accounts a packet that the caller's own [`Decoder`] decoded (for a pipeline
+    /// that decodes on one thread and aggregates on another); `wire_len` as in
+    /// [`Self::add_packet`]. Such a table's decoder counters stay zero: hand the
+    /// caller's to [`Self::rotate_with`].
+    #[inline]
+    pub fn add_decoded(&mut self, p: &Packet<'_>, wire_len: u32) {
+        let bytes = u64::from(wire_len);
+        if p.v6 {
+            account(&mut self.v6, &mut self.l7, p, bytes);
+        } else {
+            account(&mut self.v4, &mut self.l7, p, bytes);
         }
     }
 
@@ -427,6 +436,13 @@ impl FlowTable {
     /// orientation and layer-7 state stay) and forgets the ones that were idle for the
     /// whole interval. The fragment tracker is kept.
     pub fn rotate(&mut self) -> IntervalFlows {
+        let stats = self.decoder.take_stats();
+        self.rotate_with(stats)
+    }
+
+    /// [`Self::rotate`] for a table fed through [`Self::add_decoded`]: `stats` are the
+    /// counters of the caller's decoder for the interval.
+    pub fn rotate_with(&mut self, stats: DecodeStats) -> IntervalFlows {
         let active = self
             .v4
             .entries
@@ -447,10 +463,7 @@ impl FlowTable {
         drop(old);
         slab.free.reserve(slab.states.len());
         self.l7 = slab;
-        IntervalFlows {
-            rows,
-            stats: self.decoder.take_stats(),
-        }
+        IntervalFlows { rows, stats }
     }
 }
 
@@ -974,5 +987,43 @@ mod tests {
         t.rotate();
         assert_eq!(t.memory().l7_states, 0);
         assert!(t.is_empty());
+    }
+
+    /// A table fed by a decoder of the caller's (as goprobe's replay does across two
+    /// threads) gives the same intervals as one that decodes itself.
+    #[test]
+    fn decoding_elsewhere_gives_the_same_intervals() {
+        let packets = [
+            ipv4(A, B, 6, 0, 0, &tcp(50001, 443, SYN, b"")),
+            ipv4(B, A, 6, 0, 0, &tcp(443, 50001, SYN | ACK, b"")),
+            ipv4(A, B, 17, 0x2000, 9, &udp(40000, 53, &[0; 24])),
+            ipv4(A, B, 17, 4, 9, &[0; 16]),
+            vec![0x45, 0, 0],
+            ipv4(
+                A,
+                B,
+                6,
+                0,
+                0,
+                &tcp(50002, 80, ACK, b"GET / HTTP/1.1\r\n\r\n"),
+            ),
+        ];
+        let mut own = FlowTable::new();
+        let mut fed = FlowTable::new();
+        let mut decoder = Decoder::new();
+        for p in &packets {
+            own.add_packet(RAW, p, p.len() as u32, 1_000);
+            if let Some(d) = decoder.decode(RAW, p, 1_000) {
+                fed.add_decoded(&d, p.len() as u32);
+            }
+        }
+        assert_eq!(fed.stats().received, 0);
+        let a = own.rotate().into_block(1_200, CaptureStats::default());
+        let b = fed
+            .rotate_with(decoder.take_stats())
+            .into_block(1_200, CaptureStats::default());
+        assert_eq!(a.rows, b.rows);
+        assert_eq!(a.stats, b.stats);
+        assert_eq!(a.stats.packets_non_ip, 1);
     }
 }

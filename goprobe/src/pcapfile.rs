@@ -116,8 +116,7 @@ impl<R: Read> PcapReader<R> {
         };
         Ok(Some(PcapReader {
             src,
-            // Room for a chunk plus the largest record, so any record fits whole.
-            buf: vec![0; CHUNK + RECORD_HEADER + MAX_CAPLEN as usize],
+            buf: vec![0; buffer_size()],
             pos: 0,
             end: 0,
             eof: false,
@@ -133,48 +132,101 @@ impl<R: Read> PcapReader<R> {
         self.records
     }
 
-    /// The next record, the end of the file, or [`Next::Unusual`]. After `End` or
-    /// `Unusual` the reader stays there.
+    /// The next record, the end of the file, or [`Next::Unusual`], reading more of
+    /// the file as needed. After `End` or `Unusual` the reader stays there.
     #[inline]
     pub fn next_record(&mut self) -> Next<'_> {
-        if self.failed {
-            return Next::Unusual;
-        }
         loop {
-            let avail = self.end - self.pos;
-            if avail >= RECORD_HEADER {
-                let h = &self.buf[self.pos..self.pos + RECORD_HEADER];
-                let caplen = read_u32(&h[8..12], self.big_endian);
-                if caplen > self.limit {
-                    self.failed = true;
-                    return Next::Unusual;
+            match self.peek() {
+                Peek::Record(caplen) => return self.take(caplen),
+                Peek::NeedMore => {
+                    if !self.fill() {
+                        return Next::Unusual;
+                    }
                 }
-                let total = RECORD_HEADER + caplen as usize;
-                if avail >= total {
-                    let secs = read_u32(&h[0..4], self.big_endian) as i32;
-                    let wire_len = read_u32(&h[12..16], self.big_endian);
-                    let start = self.pos + RECORD_HEADER;
-                    self.pos += total;
-                    self.records += 1;
-                    return Next::Record(Record {
-                        ts_secs: i64::from(secs),
-                        wire_len,
-                        data: &self.buf[start..start + caplen as usize],
-                    });
-                }
-            }
-            if self.eof && avail == 0 {
-                return Next::End;
-            }
-            if self.eof || !self.fill() {
-                self.failed = true;
-                return Next::Unusual;
+                Peek::End => return Next::End,
+                Peek::Unusual => return Next::Unusual,
             }
         }
     }
 
-    /// Moves the unread bytes to the front and reads more; false on a read error.
-    fn fill(&mut self) -> bool {
+    /// Like [`Self::next_record`] but without reading: `None` when the buffer holds no
+    /// further whole record and the file has more (call [`Self::fill`], after
+    /// [`Self::swap_buffer`] if the records handed out must stay valid).
+    #[inline]
+    pub fn next_in_buffer(&mut self) -> Option<Next<'_>> {
+        match self.peek() {
+            Peek::Record(caplen) => Some(self.take(caplen)),
+            Peek::NeedMore => None,
+            Peek::End => Some(Next::End),
+            Peek::Unusual => Some(Next::Unusual),
+        }
+    }
+
+    /// Where the buffer starts, to turn the records' slices into offsets (the buffer
+    /// does not move until [`Self::fill`] or [`Self::swap_buffer`]).
+    pub fn buffer_addr(&self) -> usize {
+        self.buf.as_ptr() as usize
+    }
+
+    /// Continues in `fresh` (resized as needed; its contents do not matter) and returns
+    /// the current buffer, whose records handed out so far stay where they were. The
+    /// unread bytes (at most one partial record) are copied over.
+    pub fn swap_buffer(&mut self, mut fresh: Vec<u8>) -> Vec<u8> {
+        let size = buffer_size();
+        if fresh.len() != size {
+            fresh.resize(size, 0);
+        }
+        let tail = self.end - self.pos;
+        fresh[..tail].copy_from_slice(&self.buf[self.pos..self.end]);
+        self.pos = 0;
+        self.end = tail;
+        std::mem::replace(&mut self.buf, fresh)
+    }
+
+    fn peek(&mut self) -> Peek {
+        if self.failed {
+            return Peek::Unusual;
+        }
+        let avail = self.end - self.pos;
+        if avail >= RECORD_HEADER {
+            let caplen = read_u32(&self.buf[self.pos + 8..self.pos + 12], self.big_endian);
+            if caplen > self.limit {
+                self.failed = true;
+                return Peek::Unusual;
+            }
+            if avail >= RECORD_HEADER + caplen as usize {
+                return Peek::Record(caplen as usize);
+            }
+        }
+        if !self.eof {
+            Peek::NeedMore
+        } else if avail == 0 {
+            Peek::End
+        } else {
+            self.failed = true;
+            Peek::Unusual
+        }
+    }
+
+    /// Hands out the whole record (of `caplen` bytes) at the read position.
+    fn take(&mut self, caplen: usize) -> Next<'_> {
+        let h = &self.buf[self.pos..self.pos + RECORD_HEADER];
+        let secs = read_u32(&h[0..4], self.big_endian) as i32;
+        let wire_len = read_u32(&h[12..16], self.big_endian);
+        let start = self.pos + RECORD_HEADER;
+        self.pos = start + caplen;
+        self.records += 1;
+        Next::Record(Record {
+            ts_secs: i64::from(secs),
+            wire_len,
+            data: &self.buf[start..start + caplen],
+        })
+    }
+
+    /// Moves the unread bytes to the front of the buffer and reads more of the file;
+    /// false (and [`Next::Unusual`] from then on) on a read error.
+    pub fn fill(&mut self) -> bool {
         self.buf.copy_within(self.pos..self.end, 0);
         self.end -= self.pos;
         self.pos = 0;
@@ -192,11 +244,26 @@ impl<R: Read> PcapReader<R> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     self.eof = true;
+                    self.failed = true;
                     return false;
                 }
             }
         }
     }
+}
+
+/// What the buffer holds at the read position.
+enum Peek {
+    /// A whole record with this captured length.
+    Record(usize),
+    NeedMore,
+    End,
+    Unusual,
+}
+
+/// The reader's buffer size: a chunk plus the largest record, so any record fits whole.
+pub fn buffer_size() -> usize {
+    CHUNK + RECORD_HEADER + MAX_CAPLEN as usize
 }
 
 fn read_u32(b: &[u8], big_endian: bool) -> u32 {
@@ -385,5 +452,50 @@ mod tests {
         let mut r = PcapReader::new(Failing(0)).unwrap().unwrap();
         assert_eq!(r.next_record(), Next::Unusual);
         assert_eq!(r.next_record(), Next::Unusual);
+    }
+
+    #[test]
+    fn records_stay_valid_in_a_swapped_out_buffer() {
+        let recs: Vec<(i32, Vec<u8>, u32)> = (0..200u32)
+            .map(|i| {
+                (
+                    i as i32,
+                    vec![i as u8; 100 + (i as usize * 37) % 3000],
+                    5000,
+                )
+            })
+            .collect();
+        let bytes = file(true, false, (2, 4), 0, &recs);
+        let mut r = PcapReader::new(Trickle {
+            bytes: &bytes,
+            step: 50_000,
+        })
+        .unwrap()
+        .unwrap();
+        let mut seen = Vec::new();
+        let mut spare = Vec::new();
+        loop {
+            let base = r.buffer_addr();
+            let mut spans = Vec::new();
+            let ended = loop {
+                match r.next_in_buffer() {
+                    Some(Next::Record(rec)) => {
+                        spans.push((rec.data.as_ptr() as usize - base, rec.data.len()));
+                    }
+                    Some(Next::End) => break true,
+                    Some(Next::Unusual) => panic!("unusual"),
+                    None => break false,
+                }
+            };
+            let old = r.swap_buffer(std::mem::take(&mut spare));
+            seen.extend(spans.iter().map(|&(o, n)| old[o..o + n].to_vec()));
+            spare = old;
+            if ended {
+                break;
+            }
+            assert!(r.fill());
+        }
+        let want: Vec<Vec<u8>> = recs.into_iter().map(|(_, d, _)| d).collect();
+        assert_eq!(seen, want);
     }
 }

@@ -7,6 +7,13 @@
 //! leaves aside (a record cut short or longer than the snapshot length, from that
 //! record on) go through libpcap, so every file reads exactly as libpcap reads it.
 //!
+//! Two threads share the work (besides the writer): this one reads and decodes the
+//! packets into batches (a read buffer and the decoded headers, payloads as ranges of
+//! the buffer), the flow thread accounts them in the flow table and hands each finished
+//! interval to the writer; the interval boundaries travel inside the batches, with
+//! the decoder's counters of the interval. Batches are recycled, so the steady state
+//! allocates nothing.
+//!
 //! Blocks are cut at the 5-minute boundaries of the packets' own time stamps; a block's
 //! time stamp is the end of its interval. Several files are read in the order of their
 //! first packet into one flow table, so a conversation that spans two files stays one
@@ -17,9 +24,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
-use crossbeam::channel::Sender;
+use crossbeam::channel::{bounded, Receiver, Sender};
 use godb::{CaptureStats, Database};
+use goflow::decode::{DecodeStats, Decoder, Hint, Packet};
+use goflow::LinkType;
 use pcap::{Capture, Offline};
 
 use crate::capture::interval_end;
@@ -105,15 +115,15 @@ pub fn replay(
     // Files without packets sort last; equal starts keep the command line's order.
     ordered.sort_by_key(|(ts, _)| ts.unwrap_or(i64::MAX));
 
-    let mut state = ReplayState {
-        iface: iface.to_string(),
-        table: goflow::FlowTable::new(),
-        end: None,
-        received: 0,
-        tx: writer.sender(),
+    let (flows, mut feeder) = match FlowThread::spawn(iface, writer.sender()) {
+        Ok(pair) => pair,
+        Err(e) => {
+            writer.finish();
+            return Err(ReplayError::Thread(e));
+        }
     };
     for (_, path) in ordered {
-        match replay_file(&mut state, path) {
+        match replay_file(&mut feeder, path) {
             Ok(n) => summary.packets += n,
             Err((n, e)) => {
                 summary.packets += n;
@@ -121,58 +131,254 @@ pub fn replay(
             }
         }
     }
-    state.hand_over();
-    drop(state);
+    feeder.finish();
+    let flow_thread_ok = flows.join().is_ok();
     summary.written = writer.finish();
+    if !flow_thread_ok {
+        log::error!("the flow thread panicked: the intervals it held are lost");
+        summary.written.failed += 1;
+    }
     Ok(summary)
 }
 
-struct ReplayState {
-    iface: String,
-    table: goflow::FlowTable,
-    /// End of the current interval; None before the first packet.
-    end: Option<i64>,
-    /// Packets of the current interval.
-    received: u64,
-    tx: Sender<Interval>,
+/// A decoded packet on its way to the flow thread: the decoder's [`Packet`] with the
+/// payload as a range of its batch's buffer.
+#[derive(Debug, Clone, Copy)]
+struct Decoded {
+    v6: bool,
+    src: [u8; 16],
+    dst: [u8; 16],
+    proto: u8,
+    sport: u16,
+    dport: u16,
+    hint: Hint,
+    payload_at: u32,
+    payload_len: u32,
+    wire_len: u32,
 }
 
-impl ReplayState {
-    /// Accounts one packet, handing the interval over first when the packet starts a
-    /// later one.
+/// An interval boundary inside a batch: before packet `at`, the interval ending at
+/// `end` is over; `stats` are the decoder's counters for it.
+#[derive(Debug)]
+struct Rotation {
+    at: usize,
+    end: i64,
+    stats: DecodeStats,
+}
+
+/// Packets on their way from the reading thread to the flow thread.
+#[derive(Default)]
+struct Batch {
+    /// The bytes the packets' payloads point into: a buffer of the fast reader, or
+    /// packets copied from libpcap's.
+    buf: Vec<u8>,
+    /// Whether `buf` holds copied packets (else its contents are stale).
+    copied: bool,
+    packets: Vec<Decoded>,
+    rotations: Vec<Rotation>,
+}
+
+/// A batch of copied packets is sent once its buffer holds this much.
+const COPY_BATCH_BYTES: usize = 256 << 10;
+
+/// Batches in flight to the flow thread (bounded, so that reading waits for it).
+const IN_FLIGHT: usize = 4;
+
+/// The reading side: decodes packets into batches for the flow thread.
+struct Feeder {
+    decoder: Decoder,
+    /// End of the current interval; None before the first packet.
+    end: Option<i64>,
+    current: Batch,
+    tx: Option<Sender<Batch>>,
+    spare: Receiver<Batch>,
+}
+
+impl Feeder {
+    /// Starts the interval of a packet at `ts`, closing the current one if it is later.
     #[inline]
-    fn packet(&mut self, link: goflow::LinkType, data: &[u8], wire_len: u32, ts: i64) {
+    fn interval(&mut self, ts: i64) {
         let end = interval_end(ts);
         match self.end {
             None => self.end = Some(end),
             Some(cur) if end > cur => {
-                self.hand_over();
+                self.current.rotations.push(Rotation {
+                    at: self.current.packets.len(),
+                    end: cur,
+                    stats: self.decoder.take_stats(),
+                });
                 self.end = Some(end);
             }
             Some(_) => {}
         }
-        self.table.add_packet(link, data, wire_len, ts);
-        self.received += 1;
     }
 
-    fn hand_over(&mut self) {
-        let Some(end) = self.end else {
-            return;
-        };
-        let stats = CaptureStats {
-            packets_received: std::mem::take(&mut self.received),
-            ..CaptureStats::default()
-        };
-        let interval = Interval {
-            iface: self.iface.clone(),
-            timestamp: end,
-            flows: self.table.rotate(),
-            stats,
-            pcap_received: None,
-        };
-        if self.tx.send(interval).is_err() {
-            log::error!("the writer thread is gone: the interval ending {end} is lost");
+    /// Decodes one packet whose bytes lie in the buffer starting at address `base`
+    /// (the one the current batch will carry).
+    #[inline]
+    fn decode(&mut self, link: LinkType, data: &[u8], base: usize, wire_len: u32, ts: i64) {
+        self.interval(ts);
+        if let Some(p) = self.decoder.decode(link, data, ts) {
+            push_decoded(&mut self.current.packets, &p, base, wire_len);
         }
+    }
+
+    /// Copies a packet (from libpcap's buffer) into the current batch and decodes it.
+    fn copy_and_decode(&mut self, link: LinkType, data: &[u8], wire_len: u32, ts: i64) {
+        self.interval(ts);
+        let batch = &mut self.current;
+        if !batch.copied {
+            batch.buf.clear();
+            batch.copied = true;
+        }
+        let start = batch.buf.len();
+        batch.buf.extend_from_slice(data);
+        let base = batch.buf.as_ptr() as usize;
+        let bytes = batch.buf.get(start..).unwrap_or(&[]);
+        if let Some(p) = self.decoder.decode(link, bytes, ts) {
+            push_decoded(&mut batch.packets, &p, base, wire_len);
+        }
+        if batch.buf.len() >= COPY_BATCH_BYTES {
+            self.send_current(None);
+        }
+    }
+
+    /// A recycled batch if the flow thread returned one, else a new one.
+    fn next_batch(&mut self) -> Batch {
+        self.spare.try_recv().unwrap_or_default()
+    }
+
+    /// Sends the current batch (with `buf` as its buffer if given) and starts the next.
+    fn send_current(&mut self, buf: Option<Vec<u8>>) {
+        let next = self.next_batch();
+        let mut done = std::mem::replace(&mut self.current, next);
+        if let Some(buf) = buf {
+            done.buf = buf;
+        }
+        if let Some(tx) = &self.tx {
+            if tx.send(done).is_err() {
+                log::error!("the flow thread is gone: the rest of the replay is lost");
+                self.tx = None;
+            }
+        }
+    }
+
+    /// Sends what was copied so far, so that the next batch can carry a fast reader's
+    /// buffer.
+    fn flush_copied(&mut self) {
+        if self.current.copied {
+            self.send_current(None);
+        }
+    }
+
+    /// Closes the last interval and lets the flow thread finish.
+    fn finish(mut self) {
+        if let Some(end) = self.end {
+            self.current.rotations.push(Rotation {
+                at: self.current.packets.len(),
+                end,
+                stats: self.decoder.take_stats(),
+            });
+        }
+        self.send_current(None);
+    }
+}
+
+#[inline]
+fn push_decoded(out: &mut Vec<Decoded>, p: &Packet<'_>, base: usize, wire_len: u32) {
+    let at = (p.payload.as_ptr() as usize).wrapping_sub(base);
+    let (payload_at, payload_len) = match (u32::try_from(at), u32::try_from(p.payload.len())) {
+        (Ok(at), Ok(len)) if len > 0 => (at, len),
+        _ => (0, 0),
+    };
+    out.push(Decoded {
+        v6: p.v6,
+        src: p.src,
+        dst: p.dst,
+        proto: p.proto,
+        sport: p.sport,
+        dport: p.dport,
+        hint: p.hint,
+        payload_at,
+        payload_len,
+        wire_len,
+    });
+}
+
+/// The flow thread: owns the flow table, hands intervals to the writer.
+struct FlowThread;
+
+impl FlowThread {
+    fn spawn(iface: &str, writer: Sender<Interval>) -> std::io::Result<(JoinHandle<()>, Feeder)> {
+        let (tx, rx) = bounded::<Batch>(IN_FLIGHT);
+        let (spare_tx, spare_rx) = bounded::<Batch>(IN_FLIGHT + 2);
+        let iface = iface.to_string();
+        let handle = std::thread::Builder::new()
+            .name("goprobe-flows".into())
+            .spawn(move || flow_loop(&iface, &rx, &spare_tx, &writer))?;
+        let feeder = Feeder {
+            decoder: Decoder::new(),
+            end: None,
+            current: Batch::default(),
+            tx: Some(tx),
+            spare: spare_rx,
+        };
+        Ok((handle, feeder))
+    }
+}
+
+fn flow_loop(iface: &str, rx: &Receiver<Batch>, spare: &Sender<Batch>, writer: &Sender<Interval>) {
+    let mut table = goflow::FlowTable::new();
+    for mut batch in rx {
+        let mut rotations = batch.rotations.drain(..).peekable();
+        for (i, d) in batch.packets.iter().enumerate() {
+            while let Some(r) = rotations.next_if(|r| r.at <= i) {
+                hand_over(iface, &mut table, r, writer);
+            }
+            let at = d.payload_at as usize;
+            let payload = batch
+                .buf
+                .get(at..at + d.payload_len as usize)
+                .unwrap_or(&[]);
+            let p = Packet {
+                v6: d.v6,
+                src: d.src,
+                dst: d.dst,
+                proto: d.proto,
+                sport: d.sport,
+                dport: d.dport,
+                hint: d.hint,
+                payload,
+            };
+            table.add_decoded(&p, d.wire_len);
+        }
+        for r in rotations {
+            hand_over(iface, &mut table, r, writer);
+        }
+        batch.packets.clear();
+        batch.copied = false;
+        // The reading thread takes it back if it has room; else it is freed.
+        let _ = spare.try_send(batch);
+    }
+}
+
+fn hand_over(iface: &str, table: &mut goflow::FlowTable, r: Rotation, writer: &Sender<Interval>) {
+    let stats = CaptureStats {
+        packets_received: r.stats.received,
+        ..CaptureStats::default()
+    };
+    let interval = Interval {
+        iface: iface.to_string(),
+        timestamp: r.end,
+        flows: table.rotate_with(r.stats),
+        stats,
+        pcap_received: None,
+    };
+    if writer.send(interval).is_err() {
+        log::error!(
+            "the writer thread is gone: the interval ending {} is lost",
+            r.end
+        );
     }
 }
 
@@ -190,28 +396,47 @@ fn first_timestamp(path: &Path) -> Result<Option<i64>, FileError> {
     Ok(cap.next_packet().ok().map(|p| p.header.ts.tv_sec))
 }
 
-/// Feeds one file into the flow table; returns the packets read, with the error if the
+/// Feeds one file to the flow thread; returns the packets read, with the error if the
 /// file could not be read to its end.
-fn replay_file(state: &mut ReplayState, path: &Path) -> Result<u64, (u64, FileError)> {
+fn replay_file(feeder: &mut Feeder, path: &Path) -> Result<u64, (u64, FileError)> {
     let cap = open_file(path).map_err(|e| (0, e))?;
-    let link = goflow::LinkType::from_dlt(cap.get_datalink().0);
+    let link = LinkType::from_dlt(cap.get_datalink().0);
     let fast = std::fs::File::open(path)
         .ok()
         .and_then(|f| PcapReader::new(f).ok().flatten());
     let Some(mut reader) = fast else {
-        return read_with_libpcap(state, path, cap, link, 0);
+        return read_with_libpcap(feeder, path, cap, link, 0);
     };
     drop(cap);
-    loop {
-        match reader.next_record() {
-            Next::Record(r) => state.packet(link, r.data, r.wire_len, r.ts_secs),
-            Next::End => return Ok(reader.records()),
-            Next::Unusual => break,
+    feeder.flush_copied();
+    let finished = loop {
+        let base = reader.buffer_addr();
+        let outcome = loop {
+            match reader.next_in_buffer() {
+                Some(Next::Record(r)) => feeder.decode(link, r.data, base, r.wire_len, r.ts_secs),
+                Some(Next::End) => break Some(true),
+                Some(Next::Unusual) => break Some(false),
+                None => break None,
+            }
+        };
+        // The buffer goes to the flow thread with the packets decoded from it; the
+        // reader goes on in the current batch's own (recycled) buffer.
+        let fresh = std::mem::take(&mut feeder.current.buf);
+        let full = reader.swap_buffer(fresh);
+        feeder.send_current(Some(full));
+        match outcome {
+            Some(end) => break end,
+            None => {
+                reader.fill();
+            }
         }
+    };
+    let done = reader.records();
+    if finished {
+        return Ok(done);
     }
     // libpcap takes over at the record the fast reader left: it cuts it to the snapshot
     // length or reports the error in its own words.
-    let done = reader.records();
     drop(reader);
     let read_error = |source| {
         let e = FileError::Read {
@@ -227,21 +452,21 @@ fn replay_file(state: &mut ReplayState, path: &Path) -> Result<u64, (u64, FileEr
             return Err(read_error(e));
         }
     }
-    read_with_libpcap(state, path, cap, link, done)
+    read_with_libpcap(feeder, path, cap, link, done)
 }
 
 /// Feeds the rest of a file through libpcap; `packets` were read before.
 fn read_with_libpcap(
-    state: &mut ReplayState,
+    feeder: &mut Feeder,
     path: &Path,
     mut cap: Capture<Offline>,
-    link: goflow::LinkType,
+    link: LinkType,
     mut packets: u64,
 ) -> Result<u64, (u64, FileError)> {
     loop {
         match cap.next_packet() {
             Ok(p) => {
-                state.packet(link, p.data, p.header.len, p.header.ts.tv_sec);
+                feeder.copy_and_decode(link, p.data, p.header.len, p.header.ts.tv_sec);
                 packets += 1;
             }
             Err(pcap::Error::NoMorePackets) => return Ok(packets),
