@@ -256,6 +256,9 @@ impl Daemon {
         if new.db_path != self.config.db_path {
             log::warn!("SIGHUP: a new db_path takes effect only after a restart");
         }
+        if new.backlog_mib != self.config.backlog_mib {
+            log::warn!("SIGHUP: a new backlog_mib takes effect only after a restart");
+        }
         if new.user != self.config.user || new.group != self.config.group {
             log::warn!("SIGHUP: a new user or group takes effect only after a restart");
         }

@@ -46,6 +46,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => goprobe::daemon::run(config_path, flags, config)?,
         Command::Check { config } => {
             goprobe::daemon::check_filters(&config)?;
+            goprobe::daemon::check_database_path(config.require_db_path()?)?;
             let names: Vec<&str> = config
                 .enabled_interfaces()
                 .map(|(n, _)| n.as_str())

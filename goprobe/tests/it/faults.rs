@@ -549,6 +549,7 @@ fn world_writable_database_paths_are_refused_by_every_command() {
         vec!["-d", db_s, "lo"],
         vec!["replay", "-d", db_s, "--iface", "x", pcap.to_str().unwrap()],
         vec!["clean", "-d", db_s, "--older-than", "3"],
+        vec!["check", "-d", db_s, "lo"],
     ] {
         let o = run(&args);
         let err = stderr(&o);
