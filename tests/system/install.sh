@@ -2,7 +2,8 @@
 # `make install` and `make uninstall` with PREFIX and the system folders inside a
 # temporary folder: every file in place with its mode and the prefix substituted, the
 # shipped example config valid, an existing config kept by a second install, the systemd
-# unit accepted by `systemd-analyze verify` (when systemd is installed), and uninstall
+# unit accepted by `systemd-analyze verify` (when systemd is installed), the keys of the
+# example config and of the README's table the same as goprobe's own, and uninstall
 # removing exactly what install added but the config and the database. Needs no root.
 . "$(dirname "$0")/lib.sh"
 
@@ -31,6 +32,53 @@ grep -l '@PREFIX@' -r "$P/etc" "$TMP/etc" "$TMP/lib" && fail "@PREFIX@ left in a
 "$P/bin/goprobe" --version >/dev/null || fail "the installed goprobe does not run"
 "$P/bin/goprobe" check -c "$P/etc/goprobe.toml" >/dev/null || fail "the installed example config is invalid"
 grep -q "^db_path = \"$P/db\"" "$P/etc/goprobe.toml" || fail "the installed config does not use $P/db"
+
+# The keys goprobe knows (from its own "unknown field" errors), the keys the example
+# config describes and the keys of the README's configuration table are the same sets.
+for section in "" "[log]" "[interfaces.eth0]"; do
+    printf '%s\nzz_unknown = 1\n' "$section" >"$TMP/unknown.toml"
+    "$P/bin/goprobe" check -c "$TMP/unknown.toml" >"$TMP/unknown-$section.err" 2>&1 &&
+        fail "goprobe check accepted an unknown key in '$section'"
+done
+python3 - "$TMP" "$P/etc/goprobe.toml" "$ROOT/README.md" <<'PY' || fail "configuration keys differ"
+import re, sys
+tmp, example, readme = sys.argv[1:]
+def known(section):
+    err = open(f"{tmp}/unknown-{section}.err").read()
+    m = re.search(r"expected (?:one of )?(.*)", err)
+    assert m, f"no list of keys in: {err}"
+    return set(re.findall(r"`(\w+)`", m.group(1)))
+top, log, iface = known(""), known("[log]"), known("[interfaces.eth0]")
+top -= {"log", "interfaces"}
+# The example: `key =` lines, commented out or not, by section.
+ex = {"": set(), "log": set(), "iface": set()}
+sec = ""
+for line in open(example):
+    line = line.lstrip("# ").rstrip()
+    if line.startswith("[log]"):
+        sec = "log"
+    elif line.startswith("[interfaces."):
+        sec = "iface"
+    m = re.match(r"(\w+) = ", line)
+    if m:
+        ex[sec].add(m.group(1))
+# The README table: first column `key`, `key`, `[log] key`, `[interfaces.NAME] key`.
+rd = {"": set(), "log": set(), "iface": set()}
+text = open(readme).read().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+for cell in re.findall(r"^\| (.+?) \|", text, re.M):
+    sec = "log" if cell.startswith("`[log]") else "iface" if cell.startswith("`[interfaces.") else ""
+    for k in re.findall(r"`(?:\[[^\]]+\] )?(\w+)`", cell):
+        rd[sec].add(k)
+bad = []
+for name, want, e, r in (("top level", top, ex[""], rd[""]), ("[log]", log, ex["log"], rd["log"]),
+                         ("[interfaces.NAME]", iface, ex["iface"], rd["iface"])):
+    if e != want:
+        bad.append(f"{name}: goprobe knows {sorted(want)}, the example config has {sorted(e)}")
+    if r != want:
+        bad.append(f"{name}: goprobe knows {sorted(want)}, the README table has {sorted(r)}")
+if bad:
+    sys.exit("\n".join(bad))
+PY
 
 echo '# mine' >>"$P/etc/goprobe.toml"
 make_install PREFIX="$P" "${DIRS[@]}"

@@ -220,6 +220,21 @@ out=$(init status); rc=$?
 [ $rc = 3 ] || fail "status after stop: exit $rc ($out), want 3"
 grep -q "goprobe stopped: " "$LOG" || fail "no orderly shutdown in the log"
 
+# goprobe ending by itself (a signal not sent by the script): as nobody it cannot remove
+# the pidfile from root's folder and empties it; status must say "not running" (3), and
+# start must work again.
+out=$(init start) || fail "start after stop: $out"
+PID3=$(cat "$PIDFILE")
+kill -TERM "$PID3"
+for _ in $(seq 100); do kill -0 "$PID3" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$PID3" 2>/dev/null && fail "goprobe $PID3 did not exit on SIGTERM"
+[ -n "$USER_LINE" ] && { [ -e "$PIDFILE" ] && [ ! -s "$PIDFILE" ] || fail "goprobe as nobody did not leave an empty pidfile"; }
+out=$(init status); rc=$?
+[ $rc = 3 ] || fail "status after goprobe exited by itself: exit $rc ($out), want 3"
+out=$(init start) || fail "start after goprobe exited by itself: $out"
+out=$(init stop) || fail "stop: $out"
+[ -e "$PIDFILE" ] && fail "the pidfile remains after stop"
+
 # A stale pidfile naming a live process that is not goprobe: not running, not killed.
 sleep 60 &
 OTHER=$!
