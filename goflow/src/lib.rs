@@ -31,7 +31,7 @@ mod table;
 pub mod wire;
 
 pub use decode::DecodeStats;
-pub use table::{Connection, FlowTable, IntervalFlows};
+pub use table::{Connection, FlowTable, IntervalFlows, TableMemory};
 pub use wire::LinkType;
 
 /// Proof of "no allocation per packet": a counting allocator for this crate's unit-test
