@@ -14,7 +14,11 @@ CRONDIR    ?= /etc/cron.d
 
 .PHONY: all configure compile install uninstall clean test test-system lint bench bench-compare demo help
 
-all: clean configure compile install
+# One step after the other, also under make -j.
+all:
+	$(MAKE) clean
+	$(MAKE) compile
+	$(MAKE) install
 
 help:
 	@echo "make configure   install missing system packages (libpcap-dev), check the Rust toolchain"
@@ -49,7 +53,7 @@ configure:
 	@PKGS="$(BUILD_PKGS)"; $(APT_NEED)
 	@$(CARGO) --version
 
-compile:
+compile: configure
 	$(CARGO) build --release --locked -p goprobe -p goquery
 
 install:
@@ -98,7 +102,7 @@ test-system:
 bench:
 	$(CARGO) bench -p goprobe-benches
 
-demo: configure compile
+demo: compile
 	@PKGS="$(DEMO_PKGS)"; $(APT_NEED)
 	BIN=$(BUILD) ./scripts/demo.sh
 
