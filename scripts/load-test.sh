@@ -11,18 +11,21 @@
 # (tcpreplay --limit/--duration, and `timeout`); the packets only ever leave through
 # the test's own veth pair, whose capturing end has no address and no route.
 #
-# Usage: scripts/load-test.sh [RATE_PPS...]        (default: 5000 10000 ... topspeed)
+# Usage: scripts/load-test.sh [RATE_PPS...]        (default: 10000 20000 ... topspeed)
 # Environment: GOPROBE (release binary; default target/release/goprobe), PCAP (default
 # /tmp/bench/base.pcap, else the largest capture of ../shared/pcaps/ndpi), LIMIT
-# (packets per step, default 116000), STEP_SECS (default 60), BUFFER_MIB (goprobe's
-# libpcap buffer, default 8), SNAPLEN (default 256). Needs root, ip, tcpreplay.
+# (packets per step and sender, default 1000000; the file is looped), STEP_SECS
+# (seconds per step, default 15), PARALLEL (tcpreplay processes sharing the rate, default
+# 1: one tcpreplay tops out near 150k packets/s here), BUFFER_KIB (goprobe's libpcap
+# buffer, default 8192), SNAPLEN (default 256). Needs root, ip, tcpreplay.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 GOPROBE=${GOPROBE:-${CARGO_TARGET_DIR:-target}/release/goprobe}
-LIMIT=${LIMIT:-116000}
-STEP_SECS=${STEP_SECS:-60}
-BUFFER_MIB=${BUFFER_MIB:-8}
+LIMIT=${LIMIT:-1000000}
+STEP_SECS=${STEP_SECS:-15}
+BUFFER_KIB=${BUFFER_KIB:-8192}
+PARALLEL=${PARALLEL:-1}
 SNAPLEN=${SNAPLEN:-256}
 if [[ -z ${PCAP:-} ]]; then
     if [[ -f /tmp/bench/base.pcap ]]; then
@@ -32,7 +35,7 @@ if [[ -z ${PCAP:-} ]]; then
     fi
 fi
 RATES=("$@")
-[[ ${#RATES[@]} -gt 0 ]] || RATES=(5000 10000 20000 50000 100000 200000 topspeed)
+[[ ${#RATES[@]} -gt 0 ]] || RATES=(10000 20000 50000 100000 150000 200000 300000 topspeed)
 
 die() { echo "load-test: $*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "needs root (network namespaces, capture)"
@@ -75,7 +78,7 @@ done
 CLK_TCK=$(getconf CLK_TCK)
 echo "# goprobe load test: $(date -u +%FT%TZ), $(nproc) cores, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# capture: $PCAP; $LIMIT packets per step at most, $STEP_SECS s at most; goprobe $GOPROBE"
-echo "# buffer ${BUFFER_MIB} MiB, snaplen $SNAPLEN, promisc on, no filter"
+echo "# buffer ${BUFFER_KIB} KiB, snaplen $SNAPLEN, promisc on, no filter, $PARALLEL sender(s)"
 printf '%-9s %9s %10s %9s %9s %9s %9s %7s %8s %10s %6s\n' \
     rate sent rated_pps decoded pcap_recv pcap_drop lost lost% cpu_s cpu_s/Mpkt load1
 
@@ -88,7 +91,7 @@ db_path = "$db"
 [interfaces.$CAP_IF]
 promisc = true
 snaplen = $SNAPLEN
-buffer_size = $((BUFFER_MIB << 20))
+buffer_size = $((BUFFER_KIB << 10))
 EOF
     # `ip netns exec` execs goprobe: $! is goprobe's pid.
     ip netns exec "$CAP_NS" "$GOPROBE" -c "$conf" 2>"$log" &
@@ -101,13 +104,24 @@ EOF
     if [[ $rate == topspeed ]]; then
         speed=(--topspeed)
     else
-        speed=(--pps="$rate")
+        speed=(--pps="$((rate / PARALLEL))")
     fi
-    out=$(timeout $((STEP_SECS + 10)) ip netns exec "$INJ_NS" tcpreplay -q -i "$INJ_IF" \
-        "${speed[@]}" --limit="$LIMIT" --duration="$STEP_SECS" --preload-pcap "$PCAP" 2>&1) ||
-        die "tcpreplay failed: $out"
-    sent=$(sed -n 's/.*Actual: \([0-9]*\) packets.*/\1/p' <<<"$out" | head -n 1)
-    rated=$(sed -n 's/.*Rated: .* Bps, .* Mbps, \([0-9.]*\) pps.*/\1/p' <<<"$out" | head -n 1)
+    rm -f "$WORK"/tcpreplay-*.out
+    senders=()
+    for k in $(seq "$PARALLEL"); do
+        timeout $((STEP_SECS + 10)) ip netns exec "$INJ_NS" tcpreplay -q -i "$INJ_IF" \
+            "${speed[@]}" --loop=1000 --limit="$LIMIT" --duration="$STEP_SECS" \
+            --preload-pcap "$PCAP" >"$WORK/tcpreplay-$k.out" 2>&1 &
+        senders+=($!)
+    done
+    for p in "${senders[@]}"; do
+        wait "$p" || die "tcpreplay failed: $(cat "$WORK"/tcpreplay-*.out)"
+    done
+    # Packets sent and the rate achieved, summed over the senders.
+    read -r sent rated < <(cat "$WORK"/tcpreplay-*.out | awk '
+        /Actual: [0-9]+ packets/ { for (i = 1; i <= NF; i++) if ($i == "Actual:") n += $(i + 1) }
+        /Rated: / { for (i = 1; i <= NF; i++) if ($i == "pps") r += $(i - 1) }
+        END { printf "%d %.0f\n", n, r }')
     sleep 1
     # CPU time (user + system) of goprobe so far, in seconds.
     read -r utime stime < <(awk '{print $14, $15}' "/proc/$PROBE_PID/stat")
