@@ -145,6 +145,38 @@ fn stored(db: &Path) -> Vec<(i64, usize)> {
         .collect()
 }
 
+/// Packets in the database by the goquery binary of the same build (`None` if it was
+/// not built, e.g. `cargo test -p goprobe` alone): it must exit 0 and report no
+/// problem with the database.
+fn goquery_packets(db: &Path) -> Option<u64> {
+    // target/<profile>/deps/it-<hash>  ->  target/<profile>/goquery
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("goquery");
+    if !bin.is_file() {
+        eprintln!("note: goquery binary not built (cargo build -p goquery); its check skipped");
+        return None;
+    }
+    let out = Command::new(&bin)
+        .env("TZ", "UTC")
+        .env_remove("GOPROBE_DB")
+        .env("GOPROBE_CONFIG", "")
+        .arg("-d")
+        .arg(db)
+        .args(["sip,dip,proto", "-n", "0", "-e", "json", "-f", "0"])
+        .args(["-l", "4000000000"])
+        .output()
+        .expect("run goquery");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "goquery: {err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("goquery JSON");
+    let mut packets = 0;
+    for row in v["rows"].as_array().expect("rows") {
+        let c = &row["counters"];
+        packets += c["pr"].as_u64().unwrap_or(0) + c["ps"].as_u64().unwrap_or(0);
+    }
+    Some(packets)
+}
+
 const T0: i64 = 1_763_769_600;
 const FLOWS: u32 = 3000;
 
@@ -177,6 +209,9 @@ fn disk_full_holds_intervals_in_memory_and_writes_them_in_order_when_space_retur
     let p = writer.progress();
     assert_eq!((p.blocks, p.held, p.failed), (1, 5, 0), "{p:?}");
     assert_eq!(stored(&db_path), [(T0 + 300, FLOWS as usize)]);
+    if let Some(packets) = goquery_packets(&db_path) {
+        assert_eq!(packets, u64::from(FLOWS));
+    }
 
     // A new interval arrives while the disk is still full: held behind the others.
     tx.send(interval(T0 + 300 * 7, FLOWS, 7)).unwrap();
@@ -193,6 +228,9 @@ fn disk_full_holds_intervals_in_memory_and_writes_them_in_order_when_space_retur
     );
     let want: Vec<(i64, usize)> = (1..=7).map(|k| (T0 + 300 * k, FLOWS as usize)).collect();
     assert_eq!(stored(&db_path), want);
+    if let Some(packets) = goquery_packets(&db_path) {
+        assert_eq!(packets, 7 * u64::from(FLOWS));
+    }
 
     // The database stays appendable by a new writer (a restarted goprobe).
     let mut w = db.writer("eth0").unwrap();
@@ -362,6 +400,9 @@ fn restarts_after_sigterm_and_kill_9_append_to_the_same_days() {
     assert_eq!(days.len(), 1, "{days:?}");
     assert_eq!(days[0].blocks, 2, "{days:?}");
     assert_eq!(days[0].counters.packets(), 7, "{days:?}");
+    if let Some(packets) = goquery_packets(&db) {
+        assert_eq!(packets, 7);
+    }
     assert!(!pidfile.exists(), "pidfile left behind; log:\n{log}");
 }
 
