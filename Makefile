@@ -21,9 +21,9 @@ all:
 	$(MAKE) install
 
 help:
-	@echo "make configure   install missing system packages (libpcap-dev), check the Rust toolchain"
+	@echo "make configure   install missing Debian packages ($(BUILD_PKGS)), check the Rust toolchain"
 	@echo "make compile     release build of goprobe and goquery"
-	@echo "make install     install below DESTDIR/PREFIX (PREFIX=$(PREFIX)), init script, unit, cron job"
+	@echo "make install     install below DESTDIR/PREFIX (PREFIX=$(PREFIX)), init script, unit, cron job; BUILD=target/debug for a debug build"
 	@echo "make uninstall   remove what install put in place (keeps the database and the config)"
 	@echo "make test        the whole test suite (what CI runs): lint, cargo test, test-system"
 	@echo "make test-system install, init script, cron retention and demo tests (tests/system; root for most)"
@@ -93,8 +93,8 @@ test: lint
 	$(CARGO) test --workspace --locked
 	$(MAKE) test-system
 
-# Shell tests of the installed system (tests/system/README.md): they install the debug
-# binaries that `cargo test` already built into a temporary DESTDIR.
+# Shell tests of the installed system (tests/system/*.sh; README.md, Development): they
+# install the debug binaries that `cargo test` already built into temporary folders.
 test-system:
 	$(CARGO) build --locked -p goprobe -p goquery
 	GOPROBE_BUILD=$(abspath $(TARGET_DIR))/debug tests/system/run.sh
