@@ -23,6 +23,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<u8> {
+    goquery::hugealloc::keep_freed_memory();
     let args = goquery::Args::parse();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

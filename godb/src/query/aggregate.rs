@@ -484,12 +484,26 @@ pub(crate) fn finish(
     let limit = stmt.limit;
     let cut = limit > 0 && limit < hits;
     let mut rows: Vec<(Key, Counters)> = Vec::with_capacity(if cut { 2 * limit } else { hits });
+    // Once `limit` candidates are kept, an entry strictly worse than the worst of
+    // them cannot make the cut (equal ones can, by their key): it is not even pushed.
+    let prefilter = cut && sort != SortBy::Time;
+    let mut worst: Option<u64> = None;
     for t in tables {
         for e in t.into_entries() {
+            if let Some(w) = worst {
+                let m = metric(sort, dir, &e.1);
+                if (asc && m > w) || (!asc && m < w) {
+                    continue;
+                }
+            }
             rows.push(e);
             if cut && rows.len() == 2 * limit {
                 rows.select_nth_unstable_by(limit, cmp);
                 rows.truncate(limit);
+                if prefilter {
+                    let kept = rows.iter().map(|r| metric(sort, dir, &r.1));
+                    worst = if asc { kept.max() } else { kept.min() };
+                }
             }
         }
     }

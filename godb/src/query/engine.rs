@@ -8,7 +8,7 @@
 //! pass the statement's limit, the run stops with [`QueryError::MemoryLimit`].
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use crossbeam::channel::{unbounded, Receiver, Sender};
@@ -20,7 +20,8 @@ use super::error::QueryError;
 use super::result::{QueryResult, SkippedBlock};
 use super::statement::Statement;
 use crate::{
-    BlockData, Column, ColumnSet, Database, DayReader, DecodeScratch, IpColumn, ScanRequest,
+    BlockData, BlockError, Column, ColumnSet, Database, DayReader, DecodeScratch, IpColumn,
+    ScanRequest,
 };
 
 /// The columns `stmt` reads: its attributes, its condition's, and the four counters.
@@ -156,26 +157,46 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
         }
     }
     problems.sort_by(|a, b| a.path.cmp(&b.path));
+    // Automatic: one worker per core, but no more than one per ROWS_PER_WORKER rows
+    // to scan; below that a second worker costs more (its own decode buffers and
+    // table, routing between tables, fresh memory from the kernel) than it saves.
+    let rows_total: u64 = readers
+        .iter()
+        .flat_map(|(_, r)| r.blocks())
+        .map(|b| b.rows())
+        .sum();
     let cores = if stmt.threads == 0 {
+        let by_rows = usize::try_from(rows_total.div_ceil(ROWS_PER_WORKER)).unwrap_or(usize::MAX);
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
+            .min(by_rows.max(1))
     } else {
         stmt.threads
     }
     .clamp(1, MAX_THREADS);
 
-    // Work items: (reader, block, first row, end row). When there are too few blocks
-    // to keep every core busy, large blocks are cut into chunks; a worker keeps its
-    // last decoded block, and chunks of one block are handed out one after the
-    // other, so such a block is decoded about once per worker that touches it.
+    // Work items: (reader, block, first row, end row). Many blocks: one item per
+    // block, each worker decoding into its own reused buffers. Too few blocks to keep
+    // every core busy: large blocks are cut into chunks, each block is decoded once
+    // (by the first worker to reach it) and shared by the workers of its chunks, and
+    // the chunks are handed out round-robin over the blocks, so that the workers
+    // start by decoding different blocks instead of waiting for the same one.
     let blocks_total: usize = readers.iter().map(|(_, r)| r.len()).sum();
-    let chunk_rows = if blocks_total >= 4 * cores {
-        usize::MAX
+    let chunked = cores > 1 && blocks_total < 4 * cores;
+    let chunk_rows = if chunked { CHUNK_ROWS } else { usize::MAX };
+    let mut offsets = Vec::with_capacity(readers.len());
+    let mut n = 0;
+    for (_, r) in &readers {
+        offsets.push(n);
+        n += r.len();
+    }
+    let shared: Vec<OnceLock<Result<BlockData, BlockError>>> = if chunked {
+        (0..blocks_total).map(|_| OnceLock::new()).collect()
     } else {
-        CHUNK_ROWS
+        Vec::new()
     };
-    let work: Vec<(usize, usize, usize, usize)> = readers
+    let mut work: Vec<(usize, usize, usize, usize)> = readers
         .iter()
         .enumerate()
         .flat_map(|(r, (_, reader))| {
@@ -198,6 +219,10 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                 })
         })
         .collect();
+    if chunked {
+        // Round-robin: chunk 0 of every block, then chunk 1 of every block, ...
+        work.sort_by_key(|&(r, b, lo, _)| (lo, r, b));
+    }
 
     let threads = cores.min(work.len().max(1));
 
@@ -237,7 +262,7 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
         let (mut lo, mut hi, mut blocks) = (i64::MAX, i64::MIN, 0usize);
         // The decoded block, refilled in place block after block (no allocation and
         // no fresh memory once the buffers have grown), and which block it holds.
-        let mut block = BlockData::default();
+        let mut own = BlockData::default();
         let mut scratch = DecodeScratch::default();
         let mut cached: Option<(usize, usize)> = None;
         loop {
@@ -252,26 +277,43 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                 break;
             };
             let first_chunk = row_lo == 0;
-            if cached != Some((r, b)) {
-                cached = None;
-                match reader.read_into(b, &mut block, &mut scratch) {
-                    Ok(()) => cached = Some((r, b)),
+            let report = |e: &BlockError| {
+                if first_chunk {
+                    lock(&skipped_m).push(SkippedBlock {
+                        iface: e.iface.clone(),
+                        timestamp: e.timestamp,
+                        reason: e.to_string(),
+                    });
+                }
+            };
+            let block: &BlockData = if chunked {
+                let Some(cell) = offsets.get(r).and_then(|o| shared.get(o + b)) else {
+                    break;
+                };
+                match cell.get_or_init(|| reader.read(b)) {
+                    Ok(d) => d,
                     Err(e) => {
-                        if first_chunk {
-                            lock(&skipped_m).push(SkippedBlock {
-                                iface: e.iface.clone(),
-                                timestamp: e.timestamp,
-                                reason: e.to_string(),
-                            });
-                        }
+                        report(e);
                         continue;
                     }
                 }
-            }
+            } else {
+                if cached != Some((r, b)) {
+                    cached = None;
+                    match reader.read_into(b, &mut own, &mut scratch) {
+                        Ok(()) => cached = Some((r, b)),
+                        Err(e) => {
+                            report(&e);
+                            continue;
+                        }
+                    }
+                }
+                &own
+            };
             if block.timestamp < ts_lo || block.timestamp > ts_hi {
                 continue;
             }
-            match add(&mut table, stmt, &block, *iface_idx as u16, row_lo, row_hi) {
+            match add(&mut table, stmt, block, *iface_idx as u16, row_lo, row_hi) {
                 Ok(()) => {
                     if first_chunk {
                         lo = lo.min(block.timestamp);
@@ -405,6 +447,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Most worker threads a query starts, whatever the statement asks for.
 pub const MAX_THREADS: usize = 64;
+
+/// Rows to scan per automatic worker (see `Statement::threads`).
+pub const ROWS_PER_WORKER: u64 = 1_000_000;
 
 /// Rows per work item: blocks larger than this are shared between workers.
 const CHUNK_ROWS: usize = 32_768;

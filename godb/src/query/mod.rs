@@ -35,7 +35,7 @@ pub use audit::{audit, day_summaries, Problem, ProblemKind};
 pub use condition::{
     resolve_host, Cidr, Cmp, Condition, DirFilter, Leaf, NeededColumns, Node, Side, RESOLVE_TIMEOUT,
 };
-pub use engine::{needed_columns, resolve_ifaces, run, MAX_THREADS};
+pub use engine::{needed_columns, resolve_ifaces, run, MAX_THREADS, ROWS_PER_WORKER};
 pub use error::{ConditionError, ConditionErrorKind, QueryError, StatementError};
 pub use result::{QueryResult, ResultRow, SkippedBlock};
 pub use statement::{Direction, SortBy, Statement, DEFAULT_MEMORY_LIMIT};

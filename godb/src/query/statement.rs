@@ -109,8 +109,9 @@ pub struct Statement {
     pub direction: Direction,
     /// Maximum memory the aggregated result may take, bytes.
     pub memory_limit: usize,
-    /// Worker threads; 0 uses the number of available cores (at most
-    /// [`super::MAX_THREADS`]).
+    /// Worker threads; 0 uses the number of available cores, but at most one per
+    /// million rows to scan ([`super::ROWS_PER_WORKER`]) and at most
+    /// [`super::MAX_THREADS`].
     pub threads: usize,
 }
 
