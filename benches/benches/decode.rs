@@ -3,7 +3,9 @@
 //! packet, then `rotate` and `into_block`), on real packets: those of nDPI's test
 //! captures in the shared folder (a few hundred real applications, Ethernet, cooked and
 //! raw IP). Without the shared captures the benchmark prints a note and measures
-//! nothing.
+//! nothing. Before measuring it prints the flow table's memory per connection after
+//! aggregating all the packets (`FlowTable::memory`), the figure behind the 200-byte
+//! budget of `docs/BENCHMARKS.md`.
 
 use std::path::{Path, PathBuf};
 
@@ -84,6 +86,23 @@ fn bench(c: &mut Criterion) {
         );
         return;
     }
+    let mut t = FlowTable::new();
+    for (link, data, len, ts) in packets.iter() {
+        t.add_packet(link, data, len, ts);
+    }
+    let m = t.memory();
+    eprintln!(
+        "flow table after {} packets: {} connections, {} bytes allocated \
+         ({:.1} per connection; table {}, layer-7 states {} for {} connections, fixed {})",
+        packets.index.len(),
+        m.connections,
+        m.total(),
+        m.total() as f64 / m.connections.max(1) as f64,
+        m.table_bytes,
+        m.l7_bytes,
+        m.l7_states,
+        m.fixed_bytes
+    );
     let mut g = c.benchmark_group("goflow");
     g.throughput(Throughput::Elements(packets.index.len() as u64));
     g.sample_size(20);
