@@ -378,6 +378,8 @@ fn fill_uint<T: Copy + Default>(
 ) {
     out.clear();
     let n = bytes.len().checked_div(w).unwrap_or(0);
+    // One allocation of the final size, not a doubling chain (fresh memory is costly).
+    out.reserve_exact(n);
     if !shuffled || w == 1 {
         match w {
             1 => out.extend(bytes.iter().map(|&b| conv(u64::from(b)))),
@@ -423,6 +425,7 @@ fn fill_uint<T: Copy + Default>(
 fn fill_ip<const W: usize>(bytes: &[u8], shuffled: bool, out: &mut Vec<[u8; W]>) {
     out.clear();
     let n = bytes.len() / W;
+    out.reserve_exact(n);
     if !shuffled {
         out.extend(bytes.chunks_exact(W).map(|c| {
             let mut a = [0u8; W];

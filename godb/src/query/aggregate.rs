@@ -4,7 +4,8 @@
 //!
 //! The key is a fixed-size `Copy` struct (unqueried attributes stay zero) with its own
 //! one-word hash, so adding a row never allocates; the table grows amortised. Rows
-//! without IPv6 addresses use a compact 24-byte key in a table of their own.
+//! without IPv6 addresses use a compact 24-byte key in a table of their own, IPv4
+//! rows keyed by their addresses alone an 8-byte key in a third.
 
 use std::net::IpAddr;
 
@@ -156,8 +157,56 @@ impl Hash for Key4 {
     }
 }
 
+/// The key of an IPv4 row that has nothing but its addresses (the talk_* queries):
+/// source address in the low, destination in the high 32 bits; 8 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct AddrKey(u64);
+
+impl AddrKey {
+    /// The address-only form of `k`, if it is an IPv4 key with no other attribute.
+    #[inline]
+    fn from_key(k: &Key) -> Option<AddrKey> {
+        (k.ipver == 4 && k.time == 0 && k.iface == 0 && k.dport == 0 && k.proto == 0 && k.l7 == 0)
+            .then(|| {
+                let s = u32::from_ne_bytes([k.sip[0], k.sip[1], k.sip[2], k.sip[3]]);
+                let d = u32::from_ne_bytes([k.dip[0], k.dip[1], k.dip[2], k.dip[3]]);
+                AddrKey(u64::from(s) | u64::from(d) << 32)
+            })
+    }
+
+    /// The full key.
+    #[inline]
+    fn to_key(self) -> Key {
+        let mut k = Key {
+            ipver: 4,
+            ..Key::default()
+        };
+        k.sip[..4].copy_from_slice(&(self.0 as u32).to_ne_bytes());
+        k.dip[..4].copy_from_slice(&((self.0 >> 32) as u32).to_ne_bytes());
+        k
+    }
+}
+
+impl Hash for AddrKey {
+    /// One mixed word (murmur3's finaliser over the addresses).
+    #[inline]
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let mut x = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^= x >> 33;
+        h.write_u64(x);
+    }
+}
+
 type KeyMap = HashMap<Key, Counters, BuildHasherDefault<KeyHasher>>;
 type Key4Map = HashMap<Key4, Counters, BuildHasherDefault<KeyHasher>>;
+type AddrMap = HashMap<AddrKey, Counters, BuildHasherDefault<KeyHasher>>;
+
+/// Bytes one address-only entry takes.
+const ENTRY_A_BYTES: usize = std::mem::size_of::<(AddrKey, Counters)>() + 1;
 
 /// Bytes one table entry takes, counting the control byte of the hash table.
 pub(crate) const ENTRY_BYTES: usize = std::mem::size_of::<(Key, Counters)>() + 1;
@@ -246,8 +295,10 @@ impl Route {
 pub(crate) struct Table {
     /// Rows with IPv6 addresses.
     map: KeyMap,
-    /// All other rows, with the compact key.
+    /// Rows without IPv6 addresses, with the compact key...
     map4: Key4Map,
+    /// ... or only their IPv4 addresses (see [`AddrKey`]).
+    map_a: AddrMap,
     pub totals: Counters,
     pub rows_scanned: u64,
     /// Set when keys are partitioned between workers.
@@ -263,16 +314,28 @@ impl Table {
             .capacity()
             .saturating_mul(ENTRY_BYTES)
             .saturating_add(self.map4.capacity().saturating_mul(ENTRY4_BYTES))
+            .saturating_add(self.map_a.capacity().saturating_mul(ENTRY_A_BYTES))
     }
 
     /// Number of distinct keys.
     pub fn len(&self) -> usize {
-        self.map.len() + self.map4.len()
+        self.map.len() + self.map4.len() + self.map_a.len()
     }
 
     /// Adds `c` to key `k` here, or hands it to the worker owning it.
     #[inline]
     fn put(&mut self, k: Key, c: Counters) {
+        if let Some(ka) = AddrKey::from_key(&k) {
+            if let Some(r) = &mut self.route {
+                let to = r.owner(hash_of(&ka));
+                if to != r.me {
+                    r.push(to, k, c);
+                    return;
+                }
+            }
+            self.map_a.entry(ka).or_default().add(&c);
+            return;
+        }
         match Key4::from_key(&k) {
             Some(k4) => {
                 if let Some(r) = &mut self.route {
@@ -300,6 +363,10 @@ impl Table {
     /// Adds `c` to key `k` in this table (owned here).
     #[inline]
     fn put_here(&mut self, k: Key, c: &Counters) {
+        if let Some(ka) = AddrKey::from_key(&k) {
+            self.map_a.entry(ka).or_default().add(c);
+            return;
+        }
         match Key4::from_key(&k) {
             Some(k4) => self.map4.entry(k4).or_default().add(c),
             None => self.map.entry(k).or_default().add(c),
@@ -308,9 +375,10 @@ impl Table {
 
     /// The entries, full keys, consuming the table.
     fn into_entries(self) -> impl Iterator<Item = (Key, Counters)> {
-        self.map4
+        self.map_a
             .into_iter()
             .map(|(k, c)| (k.to_key(), c))
+            .chain(self.map4.into_iter().map(|(k, c)| (k.to_key(), c)))
             .chain(self.map)
     }
 
@@ -347,7 +415,12 @@ impl Table {
                 Some(r) => cols.rows / r.tx.len().max(1),
                 None => cols.rows,
             };
-            self.map4.reserve(share.min(cols.rows_v4));
+            let addr_only = with_addr_only(stmt);
+            if addr_only {
+                self.map_a.reserve(share.min(cols.rows_v4));
+            } else {
+                self.map4.reserve(share.min(cols.rows_v4));
+            }
         }
         self.rows_scanned += cols.rows as u64;
         let with_ip = a.sip || a.dip;
@@ -432,6 +505,12 @@ impl Table {
         if other.map4.len() > self.map4.len() {
             std::mem::swap(&mut self.map4, &mut other.map4);
         }
+        if other.map_a.len() > self.map_a.len() {
+            std::mem::swap(&mut self.map_a, &mut other.map_a);
+        }
+        for (k, c) in other.map_a {
+            self.map_a.entry(k).or_default().add(&c);
+        }
         for (k, c) in other.map {
             self.map.entry(k).or_default().add(&c);
         }
@@ -441,6 +520,12 @@ impl Table {
         self.totals.add(&other.totals);
         self.rows_scanned += other.rows_scanned;
     }
+}
+
+/// Whether the statement groups by addresses only (its IPv4 rows use [`AddrKey`]).
+fn with_addr_only(stmt: &Statement) -> bool {
+    let a = stmt.attributes;
+    (a.sip || a.dip) && !(a.time || a.iface || a.dport || a.proto || a.l7)
 }
 
 fn metric(sort: SortBy, dir: Direction, c: &Counters) -> u64 {
@@ -553,6 +638,55 @@ fn ip_of(bytes: &[u8; 16], ipver: u8) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_keys_round_trip_and_do_not_overlap() {
+        let mut v4 = Key {
+            ipver: 4,
+            ..Key::default()
+        };
+        v4.sip[..4].copy_from_slice(&[10, 1, 2, 3]);
+        v4.dip[..4].copy_from_slice(&[192, 0, 2, 9]);
+        let mut v4_port = v4;
+        v4_port.dport = 443;
+        v4_port.time = 1_700_000_100;
+        let no_addr = Key {
+            proto: 17,
+            l7: 5,
+            ..Key::default()
+        };
+        let mut v6 = Key {
+            ipver: 6,
+            ..Key::default()
+        };
+        v6.sip = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        assert_eq!(AddrKey::from_key(&v4).map(AddrKey::to_key), Some(v4));
+        assert!(AddrKey::from_key(&v4_port).is_none());
+        assert_eq!(Key4::from_key(&v4_port).map(Key4::to_key), Some(v4_port));
+        assert!(AddrKey::from_key(&no_addr).is_none());
+        assert_eq!(Key4::from_key(&no_addr).map(Key4::to_key), Some(no_addr));
+        assert!(AddrKey::from_key(&v6).is_none() && Key4::from_key(&v6).is_none());
+        // A table puts each key in one map and gives back the same keys.
+        let mut t = Table::default();
+        let c = Counters {
+            bytes_rcvd: 1,
+            ..Counters::default()
+        };
+        for k in [v4, v4_port, no_addr, v6, v4] {
+            t.put(k, c);
+        }
+        assert_eq!(t.len(), 4);
+        let mut got: Vec<(Key, Counters)> = t.into_entries().collect();
+        got.sort_by(|a, b| key_order(&a.0, &b.0));
+        let mut want = vec![
+            (v4, Counters { bytes_rcvd: 2, ..c }),
+            (v4_port, c),
+            (no_addr, c),
+            (v6, c),
+        ];
+        want.sort_by(|a, b| key_order(&a.0, &b.0));
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn key_hash_spreads_low_and_high_bits() {
