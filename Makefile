@@ -95,8 +95,10 @@ test: lint
 
 # Shell tests of the installed system (tests/system/*.sh; README.md, Development): they
 # install the debug binaries that `cargo test` already built into temporary folders.
+# `cargo test --no-run` puts goprobe and goquery in place as the test build made them (a
+# no-op after `cargo test`; `cargo build` would compile them again with other features).
 test-system:
-	$(CARGO) build --locked -p goprobe -p goquery
+	$(CARGO) test --workspace --locked --no-run
 	GOPROBE_BUILD=$(abspath $(TARGET_DIR))/debug tests/system/run.sh
 
 bench:
