@@ -89,6 +89,16 @@ init() {
 # --- network ----------------------------------------------------------------------------
 on_exit ip netns del "$NS_CAP"
 on_exit ip netns del "$NS_PEER"
+# Whatever happens, no goprobe of this test outlives it (the binary's path is this test's
+# own temporary folder, so the processes found are this run's only).
+stop_daemons() {
+    local pids
+    pids=$(pgrep -f "^$BIN/goprobe ") || return 0
+    kill -TERM $pids
+    sleep 1
+    kill -KILL $pids
+}
+on_exit stop_daemons
 ip netns add "$NS_CAP" || fail "ip netns add"
 ip netns add "$NS_PEER" || fail "ip netns add"
 ip link add "$VC" type veth peer name "$VP" || fail "ip link add veth"
