@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
+use super::addrtable::AddrTable;
 use super::condition::Cols;
 use super::result::ResultRow;
 use super::statement::{Direction, SortBy, Statement};
@@ -203,10 +204,6 @@ impl Hash for AddrKey {
 
 type KeyMap = HashMap<Key, Counters, BuildHasherDefault<KeyHasher>>;
 type Key4Map = HashMap<Key4, Counters, BuildHasherDefault<KeyHasher>>;
-type AddrMap = HashMap<AddrKey, Counters, BuildHasherDefault<KeyHasher>>;
-
-/// Bytes one address-only entry takes.
-const ENTRY_A_BYTES: usize = std::mem::size_of::<(AddrKey, Counters)>() + 1;
 
 /// Bytes one table entry takes, counting the control byte of the hash table.
 pub(crate) const ENTRY_BYTES: usize = std::mem::size_of::<(Key, Counters)>() + 1;
@@ -298,7 +295,7 @@ pub(crate) struct Table {
     /// Rows without IPv6 addresses, with the compact key...
     map4: Key4Map,
     /// ... or only their IPv4 addresses (see [`AddrKey`]).
-    map_a: AddrMap,
+    map_a: AddrTable,
     pub totals: Counters,
     pub rows_scanned: u64,
     /// Set when keys are partitioned between workers.
@@ -314,7 +311,7 @@ impl Table {
             .capacity()
             .saturating_mul(ENTRY_BYTES)
             .saturating_add(self.map4.capacity().saturating_mul(ENTRY4_BYTES))
-            .saturating_add(self.map_a.capacity().saturating_mul(ENTRY_A_BYTES))
+            .saturating_add(self.map_a.bytes())
     }
 
     /// Number of distinct keys.
@@ -333,7 +330,7 @@ impl Table {
                     return;
                 }
             }
-            self.map_a.entry(ka).or_default().add(&c);
+            self.map_a.add(ka.0, &c);
             return;
         }
         match Key4::from_key(&k) {
@@ -364,7 +361,7 @@ impl Table {
     #[inline]
     fn put_here(&mut self, k: Key, c: &Counters) {
         if let Some(ka) = AddrKey::from_key(&k) {
-            self.map_a.entry(ka).or_default().add(c);
+            self.map_a.add(ka.0, c);
             return;
         }
         match Key4::from_key(&k) {
@@ -376,8 +373,8 @@ impl Table {
     /// The entries, full keys, consuming the table.
     fn into_entries(self) -> impl Iterator<Item = (Key, Counters)> {
         self.map_a
-            .into_iter()
-            .map(|(k, c)| (k.to_key(), c))
+            .into_entries()
+            .map(|(k, c)| (AddrKey(k).to_key(), c))
             .chain(self.map4.into_iter().map(|(k, c)| (k.to_key(), c)))
             .chain(self.map)
     }
@@ -490,6 +487,11 @@ impl Table {
         }
     }
 
+    /// Inserts the rows still queued in the tables (before counting or reading).
+    pub fn settle(&mut self) {
+        self.map_a.settle();
+    }
+
     /// Sends the rows still waiting for other workers and closes the routes.
     pub fn flush(&mut self) {
         if let Some(r) = &mut self.route {
@@ -508,9 +510,7 @@ impl Table {
         if other.map_a.len() > self.map_a.len() {
             std::mem::swap(&mut self.map_a, &mut other.map_a);
         }
-        for (k, c) in other.map_a {
-            self.map_a.entry(k).or_default().add(&c);
-        }
+        self.map_a.merge(std::mem::take(&mut other.map_a));
         for (k, c) in other.map {
             self.map.entry(k).or_default().add(&c);
         }
@@ -675,6 +675,7 @@ mod tests {
         for k in [v4, v4_port, no_addr, v6, v4] {
             t.put(k, c);
         }
+        t.settle();
         assert_eq!(t.len(), 4);
         let mut got: Vec<(Key, Counters)> = t.into_entries().collect();
         got.sort_by(|a, b| key_order(&a.0, &b.0));

@@ -350,6 +350,7 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                 check_memory(&table, &mut reported)?;
             }
         }
+        table.settle();
         let mut s = lock(&span);
         s.0 = s.0.min(lo);
         s.1 = s.1.max(hi);

@@ -21,6 +21,7 @@
 //! # }
 //! ```
 
+mod addrtable;
 mod aggregate;
 mod attr;
 mod audit;
