@@ -58,17 +58,37 @@ fn condition_inputs_replay_without_panic() {
 
 /// Crash inputs found by the fuzzer whose fix is not in yet (see docs/FUZZING.md,
 /// "Findings"): `godb/fuzz/regressions/open/<target>`. Ignored because they still
-/// fail (the first asks the block decoder for billions of rows of an all-zero column
-/// and aborts on the allocation); when a fix lands, its input moves to
-/// `regressions/<target>` and is replayed by the tests above.
+/// fail: they make the block decoder materialise billions of rows of an all-zero column.
+/// The fuzzer runs with a 2 GiB memory limit; this test sets the same limit on the
+/// process's address space (so an allocation beyond it aborts the test, as libFuzzer
+/// stops there). When a fix lands, the inputs move to `regressions/<target>` and are
+/// replayed by the tests above.
 #[test]
 #[ignore = "open fuzz findings: fail until fixed"]
 fn open_findings_replay_without_panic() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/open/block");
-    let s = harness::Scratch::new(None);
-    for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
-        let data = fs::read(e.path()).unwrap_or_else(|err| panic!("{}: {err}", e.path().display()));
-        eprintln!("replaying {}", e.path().display());
-        harness::block(&s, &data);
+    let open = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/open");
+    let limit = libc::rlimit {
+        rlim_cur: 3 << 30,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit only reads the struct passed by reference.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) };
+    assert_eq!(rc, 0, "setrlimit: {}", std::io::Error::last_os_error());
+    let block = harness::Scratch::new(None);
+    let meta = harness::Scratch::new(Some(&harness::golden_day()));
+    for target in ["block", "meta"] {
+        for e in fs::read_dir(open.join(target))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let p = e.path();
+            let data = fs::read(&p).unwrap_or_else(|err| panic!("{}: {err}", p.display()));
+            eprintln!("replaying {}", p.display());
+            match target {
+                "block" => harness::block(&block, &data),
+                _ => harness::meta(&meta, &data),
+            }
+        }
     }
 }
