@@ -97,8 +97,19 @@ pub(crate) fn read_meta(day_dir: &Path) -> Result<Option<DayMeta>> {
         .map_err(|reason| Error::DamagedMeta { path, reason })
 }
 
-/// The sub-folders of `dir` with UTF-8 names, sorted by name; none if `dir` is gone.
+/// The sub-folders of `dir` with UTF-8 names, sorted by name; none if `dir` is gone
+/// or is a symbolic link. Used for every level below the database folder: godb does
+/// not follow links inside the database, so neither readers nor retention reach
+/// outside it through one (entries that are links are left out too).
 pub(crate) fn subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Ok(Vec::new()),
+        _ => list_subdirs(dir),
+    }
+}
+
+/// The sub-folders of `dir` (followed if it is a link), as [`subdirs`].
+fn list_subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
@@ -171,7 +182,8 @@ impl Database {
 
     /// The interfaces that have a folder in the database, sorted by name.
     pub fn interfaces(&self) -> Result<Vec<String>> {
-        Ok(subdirs(&self.root)?
+        // The database folder itself may be a link (the operator's choice).
+        Ok(list_subdirs(&self.root)?
             .into_iter()
             .map(|(name, _)| name)
             .filter(|name| validate_iface(name).is_ok())
@@ -285,6 +297,35 @@ mod tests {
         }
         assert!(dir.path().join("2025/11/22").is_dir());
         assert_eq!(std::fs::read_dir(db.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn links_inside_the_database_are_not_followed_by_readers_or_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        // A folder outside that looks like an interface's days.
+        let outside = dir.path().join("outside");
+        let old_day = outside.join("2020/01/01");
+        std::fs::create_dir_all(&old_day).unwrap();
+        std::fs::write(old_day.join(crate::meta::META_FILE), b"x").unwrap();
+        // The database folder may be a link; an interface folder may not.
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("db")).unwrap();
+        let db = Database::open(dir.path().join("db")).unwrap();
+        std::os::unix::fs::symlink(&outside, db.path().join("eth9")).unwrap();
+        std::fs::create_dir_all(db.path().join("eth0/2020/01")).unwrap();
+        std::os::unix::fs::symlink(&outside, db.path().join("eth0/2020/01/02")).unwrap();
+
+        assert_eq!(db.interfaces().unwrap(), ["eth0"]);
+        assert!(db.day_dirs("eth9").unwrap().is_empty());
+        assert!(db.day_dirs("eth0").unwrap().is_empty());
+        assert!(db.damaged_days("eth9").unwrap().is_empty());
+        let date = NaiveDate::from_ymd_opt(2030, 1, 1).unwrap();
+        assert!(db
+            .delete_days_before(date, Some("eth9"))
+            .unwrap()
+            .is_empty());
+        db.delete_days_before(date, None).unwrap();
+        assert!(old_day.join(crate::meta::META_FILE).is_file());
     }
 
     #[test]
