@@ -5,11 +5,14 @@
 #   scripts/fuzz.sh run TARGET [SECONDS]   fuzz one target (default 60 s), growing its work corpus
 #   scripts/fuzz.sh all [SECONDS]          every target in turn
 #   scripts/fuzz.sh ci [SECONDS]           short run of every target (default 30 s) on a
-#                                          throw-away corpus; fails on a crash; prints SKIP
+#                                          throw-away corpus; fails on a crash other than
+#                                          the known open finding (see triage); prints SKIP
 #                                          and succeeds if nightly or cargo-fuzz is missing
 #   scripts/fuzz.sh tmin TARGET FILE       minimise a crash input
 #   scripts/fuzz.sh cmin TARGET            minimise the work corpus of a target
 #   scripts/fuzz.sh replay TARGET FILE...  run inputs once (e.g. a regressions/ folder)
+#   scripts/fuzz.sh triage TARGET [DIR]    sort saved crash/oom/timeout inputs into the
+#                                          known open finding and NEW (scripts/fuzz-triage.py)
 #
 # Targets: decode (goflow/fuzz), meta, block, condition (godb/fuzz). Corpora per target:
 # work/T (grows, gitignored), seeds/T (generated, gitignored), corpus/T (a few committed
@@ -91,20 +94,35 @@ case "$cmd" in
         tmp=$(mktemp -d)
         trap 'rm -rf "$tmp"' EXIT
         failed=()
+        # Fork mode keeps going past crashes, so that the known open finding (a width-0
+        # column claiming billions of rows, docs/FUZZING.md) does not end the run; every
+        # saved input is then triaged and anything but that finding fails the job.
         for t in "${TARGETS[@]}"; do
             echo "== fuzz $t: ${secs}s"
-            if ! run_into "$t" "$secs" "$tmp/$t" >"$tmp/$t.log" 2>&1; then
+            mkdir -p "$tmp/art/$t"
+            FUZZ_FLAGS="-fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 -artifact_prefix=$tmp/art/$t/ ${FUZZ_FLAGS:-}" \
+                run_into "$t" "$secs" "$tmp/$t" >"$tmp/$t.log" 2>&1 || true
+            if ! grep -q '^Done\|INFO: fuzzed for\|^#[0-9]*: cov:' "$tmp/$t.log"; then
+                failed+=("$t (did not run)")
+                tail -n 40 "$tmp/$t.log"
+                continue
+            fi
+            grep -E '^#[0-9]+: cov:' "$tmp/$t.log" | tail -n 1 || true
+            if ! python3 "$ROOT/scripts/fuzz-triage.py" "$(crate_of "$t")" "$t" "$tmp/art/$t"; then
                 failed+=("$t")
-                tail -n 60 "$tmp/$t.log"
-            else
-                grep -E '^(stat::number_of_executed_units|Done )' "$tmp/$t.log" || true
+                mkdir -p "$(crate_of "$t")/artifacts/$t"
+                cp "$tmp/art/$t"/* "$(crate_of "$t")/artifacts/$t/" 2>/dev/null || true
             fi
         done
         if [ ${#failed[@]} -gt 0 ]; then
-            echo "FAIL fuzz: crash in ${failed[*]} (reproducer under <crate>/fuzz/artifacts/)"
+            echo "FAIL fuzz: ${failed[*]} (inputs copied to <crate>/fuzz/artifacts/)"
             exit 1
         fi
         echo "PASS fuzz: ${TARGETS[*]}, ${secs}s each"
+        ;;
+    triage)
+        t=${2:?target}
+        python3 "$ROOT/scripts/fuzz-triage.py" "$(crate_of "$t")" "$t" "${3:-$(crate_of "$t")/artifacts/$t}"
         ;;
     tmin)
         t=${2:?target} f=${3:?crash file}
