@@ -8,7 +8,7 @@
 //! pass the statement's limit, the run stops with [`QueryError::MemoryLimit`].
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crossbeam::channel::{unbounded, Receiver, Sender};
@@ -226,6 +226,28 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
 
     let threads = cores.min(work.len().max(1));
 
+    // Each day's reader (its mapped column files) is released as soon as the last
+    // work item of the day is done, so a long scan holds the mappings (and the
+    // resident file pages) of a few days at a time, not of all of them.
+    let mut items = vec![0usize; readers.len()];
+    for &(r, ..) in &work {
+        if let Some(n) = items.get_mut(r) {
+            *n += 1;
+        }
+    }
+    type Slot = (usize, Mutex<Option<Arc<DayReader>>>, AtomicUsize);
+    let slots: Vec<Slot> = readers
+        .into_iter()
+        .zip(items)
+        .map(|((iface, reader), n)| {
+            (
+                iface,
+                Mutex::new(Some(Arc::new(reader))),
+                AtomicUsize::new(n),
+            )
+        })
+        .collect();
+
     let next = AtomicUsize::new(0);
     let used = AtomicUsize::new(0);
     let abort = AtomicBool::new(false);
@@ -273,63 +295,74 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
             let Some(&(r, b, row_lo, row_hi)) = work.get(i) else {
                 break;
             };
-            let Some((iface_idx, reader)) = readers.get(r) else {
+            let Some((iface_idx, slot, left)) = slots.get(r) else {
                 break;
             };
-            let first_chunk = row_lo == 0;
-            let report = |e: &BlockError| {
-                if first_chunk {
-                    lock(&skipped_m).push(SkippedBlock {
-                        iface: e.iface.clone(),
-                        timestamp: e.timestamp,
-                        reason: e.to_string(),
-                    });
-                }
-            };
-            let block: &BlockData = if chunked {
-                let Some(cell) = offsets.get(r).and_then(|o| shared.get(o + b)) else {
-                    break;
+            let reader = lock(slot).clone();
+            'item: {
+                let Some(reader) = reader.as_deref() else {
+                    break 'item;
                 };
-                match cell.get_or_init(|| reader.read(b)) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        report(e);
-                        continue;
+                let first_chunk = row_lo == 0;
+                let report = |e: &BlockError| {
+                    if first_chunk {
+                        lock(&skipped_m).push(SkippedBlock {
+                            iface: e.iface.clone(),
+                            timestamp: e.timestamp,
+                            reason: e.to_string(),
+                        });
                     }
-                }
-            } else {
-                if cached != Some((r, b)) {
-                    cached = None;
-                    match reader.read_into(b, &mut own, &mut scratch) {
-                        Ok(()) => cached = Some((r, b)),
+                };
+                let block: &BlockData = if chunked {
+                    let Some(cell) = offsets.get(r).and_then(|o| shared.get(o + b)) else {
+                        break 'item;
+                    };
+                    match cell.get_or_init(|| reader.read(b)) {
+                        Ok(d) => d,
                         Err(e) => {
-                            report(&e);
-                            continue;
+                            report(e);
+                            break 'item;
+                        }
+                    }
+                } else {
+                    if cached != Some((r, b)) {
+                        cached = None;
+                        match reader.read_into(b, &mut own, &mut scratch) {
+                            Ok(()) => cached = Some((r, b)),
+                            Err(e) => {
+                                report(&e);
+                                break 'item;
+                            }
+                        }
+                    }
+                    &own
+                };
+                if block.timestamp < ts_lo || block.timestamp > ts_hi {
+                    break 'item;
+                }
+                match add(&mut table, stmt, block, *iface_idx as u16, row_lo, row_hi) {
+                    Ok(()) => {
+                        if first_chunk {
+                            lo = lo.min(block.timestamp);
+                            hi = hi.max(block.timestamp);
+                            blocks += 1;
+                        }
+                    }
+                    Err(reason) => {
+                        if first_chunk {
+                            lock(&skipped_m).push(SkippedBlock {
+                                iface: block.iface.clone(),
+                                timestamp: block.timestamp,
+                                reason,
+                            });
                         }
                     }
                 }
-                &own
-            };
-            if block.timestamp < ts_lo || block.timestamp > ts_hi {
-                continue;
             }
-            match add(&mut table, stmt, block, *iface_idx as u16, row_lo, row_hi) {
-                Ok(()) => {
-                    if first_chunk {
-                        lo = lo.min(block.timestamp);
-                        hi = hi.max(block.timestamp);
-                        blocks += 1;
-                    }
-                }
-                Err(reason) => {
-                    if first_chunk {
-                        lock(&skipped_m).push(SkippedBlock {
-                            iface: block.iface.clone(),
-                            timestamp: block.timestamp,
-                            reason,
-                        });
-                    }
-                }
+            // The day's last item done: release its mapped files.
+            drop(reader);
+            if left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                lock(slot).take();
             }
             if let Some(rx) = &rx {
                 while let Ok(batch) = rx.try_recv() {
