@@ -15,6 +15,8 @@
 //! through anyway (a decoded column fills its vector, a hash table spreads its
 //! entries over all its pages). Older kernels refuse the call; nothing changes then.
 
+#![cfg_attr(not(target_os = "linux"), allow(dead_code))]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 
 /// Size of a huge page on x86-64 and most aarch64 kernels.
@@ -43,6 +45,11 @@ pub fn keep_freed_memory() {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct HugePageAlloc;
 
+/// Elsewhere than on Linux: nothing to advise.
+#[cfg(not(target_os = "linux"))]
+fn advise(_: *mut u8, _: usize) {}
+
+#[cfg(target_os = "linux")]
 fn advise(p: *mut u8, size: usize) {
     if p.is_null() || size < MIN_POPULATED {
         return;
@@ -67,6 +74,7 @@ fn advise(p: *mut u8, size: usize) {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn huge(addr: usize, size: usize) {
     let start = addr.saturating_add(HUGE_PAGE - 1) & !(HUGE_PAGE - 1);
     let end = addr.saturating_add(size) & !(HUGE_PAGE - 1);
