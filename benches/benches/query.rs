@@ -248,7 +248,8 @@ fn bench(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(20));
     g.throughput(Throughput::Elements(total));
     for q in ["talk_src", "talk_conv", "agg_talk_port"] {
-        let mut s = Statement::new(q, T0, T0 + 86_400).expect("statement");
+        // The first block, stamped T0, holds the interval [T0 - 300, T0).
+        let mut s = Statement::new(q, T0 - 300, T0 + 86_400).expect("statement");
         s.limit = 10;
         // Both interfaces, aggregated together (no iface column).
         s.ifaces = vec![];
