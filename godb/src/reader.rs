@@ -52,6 +52,9 @@ pub struct DayReader {
     blocks: Vec<BlockMeta>,
     columns: ColumnSet,
     files: [ColumnFile; NUM_COLUMNS],
+    /// Lengths of the day's `sip.col` and `dip.col` (`None` if unknown): what bounds
+    /// the row count a block may claim (see [`DayReader::read_into`]).
+    addr_file_len: [Option<u64>; 2],
 }
 
 /// One column file of a reader.
@@ -238,12 +241,20 @@ impl DayPlan {
                 Err(e) => ColumnFile::Unavailable(path, e.to_string()),
             }
         });
+        let addr_file_len = [Column::Sip, Column::Dip].map(|c| match &files[c.index()] {
+            ColumnFile::Mapped(_, m) => Some(m.as_ref().map_or(0, |m| m.len() as u64)),
+            ColumnFile::Unavailable(..) => None,
+            ColumnFile::Unused => std::fs::metadata(self.dir.join(c.file_name()))
+                .ok()
+                .map(|m| m.len()),
+        });
         Ok(DayReader {
             iface: self.iface.clone(),
             date: self.date,
             blocks: self.blocks.clone(),
             columns,
             files,
+            addr_file_len,
         })
     }
 }
@@ -331,6 +342,7 @@ impl DayReader {
         if data.iface != self.iface {
             data.iface.clone_from(&self.iface);
         }
+        self.check_rows(i, b)?;
         data.timestamp = b.timestamp;
         data.stats = b.stats;
         data.rows = b.rows() as usize;
@@ -387,6 +399,58 @@ impl DayReader {
         }
     }
 
+    /// Checks that the block's row count is backed by bytes on disk before anything is
+    /// decoded. A column of all zeros is stored without payload, so only the metadata
+    /// says how many rows it has; a damaged `day.meta` claiming billions of rows would
+    /// make every decoder allocate for them. Every block has its address columns, and
+    /// their raw length is exactly 4 bytes per IPv4 and 16 per IPv6 row: both must say
+    /// so, and each address block must lie inside its file and be able to expand to
+    /// that length (lz4 expands at most about 255-fold). A claimed row count then costs
+    /// at most about 64 times the size of `sip.col`. (An address file that is missing
+    /// is not checked: reading it reports it, and reading other columns goes on; with
+    /// both missing only the metadata's own lengths bound the rows.)
+    fn check_rows(&self, i: usize, b: &BlockMeta) -> Result<(), BlockError> {
+        let want = 4 * u64::from(b.rows_v4) + 16 * u64::from(b.rows_v6);
+        for (c, file_len) in [Column::Sip, Column::Dip]
+            .into_iter()
+            .zip(self.addr_file_len)
+        {
+            let cm = b.column(c);
+            if u64::from(cm.raw_len) != want {
+                let why = format!(
+                    "{} IPv4 and {} IPv6 rows need {want} address bytes, the {} column has {}",
+                    b.rows_v4,
+                    b.rows_v6,
+                    c.name(),
+                    cm.raw_len
+                );
+                return Err(self.err(i, b, c, BlockErrorKind::BadLength(why)));
+            }
+            let Some(len) = file_len else {
+                continue;
+            };
+            if cm.end() > len {
+                let kind = BlockErrorKind::Truncated {
+                    start: cm.offset,
+                    end: cm.end(),
+                    len,
+                };
+                return Err(self.err(i, b, c, kind));
+            }
+            let most = u64::from(cm.stored_len)
+                .saturating_mul(256)
+                .saturating_add(64);
+            if want > most {
+                let why = format!(
+                    "{want} address bytes cannot come from a stored block of {} bytes",
+                    cm.stored_len
+                );
+                return Err(self.err(i, b, c, BlockErrorKind::BadLength(why)));
+            }
+        }
+        Ok(())
+    }
+
     /// The checksum-verified stored bytes of column `c` of block `i`.
     fn stored(&self, i: usize, b: &BlockMeta, c: Column) -> Result<&[u8], BlockError> {
         let cm = b.column(c);
@@ -441,5 +505,68 @@ mod tests {
         assert_send_sync::<DayPlan>();
         assert_send_sync::<DayReader>();
         assert_send_sync::<BlockData>();
+    }
+
+    /// Regression (fuzz finding "width-0 huge rows"): a day.meta with a valid checksum
+    /// that claims a billion rows for a block whose other columns are all zeros must be
+    /// a block error, not an allocation of gigabytes.
+    #[test]
+    fn claimed_rows_must_be_backed_by_the_address_columns() {
+        use crate::{Block, CaptureStats, Counters, FlowKey, FlowRow};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("db")).unwrap();
+        let row = FlowRow {
+            key: FlowKey {
+                sip: "10.0.0.1".parse().unwrap(),
+                dip: "10.0.0.2".parse().unwrap(),
+                proto: 6,
+                dport: 80,
+                l7: 0,
+            },
+            counters: Counters::default(),
+        };
+        let mut w = db.writer("eth0").unwrap();
+        w.append(&Block {
+            timestamp: 1_700_000_100,
+            stats: CaptureStats::default(),
+            rows: vec![row],
+        })
+        .unwrap();
+        let req = ScanRequest {
+            ifaces: vec![],
+            first: 0,
+            last: i64::MAX,
+        };
+        let plan = db.plan(&req).unwrap().remove(0);
+        let mut meta = read_meta(plan.dir()).unwrap().unwrap();
+        let good = meta.clone();
+        // A billion IPv6 rows; the address columns still say one IPv4 row.
+        meta.blocks[0].rows_v6 = 1_000_000_000;
+        std::fs::write(plan.meta_path(), meta.encode()).unwrap();
+        let plan = db.plan(&req).unwrap().remove(0);
+        let only_l7 = ColumnSet::EMPTY.with(Column::L7);
+        for columns in [ColumnSet::ALL, only_l7] {
+            let r = plan.open(&db, columns).unwrap();
+            let e = r.read(0).unwrap_err();
+            assert!(matches!(e.kind, BlockErrorKind::BadLength(_)), "{e}");
+        }
+        // Address columns that agree with the claim, but more bytes than `sip.col`
+        // could ever expand to.
+        let mut meta = good.clone();
+        let b = &mut meta.blocks[0];
+        b.rows_v4 = 0;
+        b.rows_v6 = 200_000_000;
+        for c in [Column::Sip, Column::Dip] {
+            b.columns[c.index()].raw_len = 16 * 200_000_000;
+        }
+        std::fs::write(plan.meta_path(), meta.encode()).unwrap();
+        let plan = db.plan(&req).unwrap().remove(0);
+        let e = plan.open(&db, only_l7).unwrap().read(0).unwrap_err();
+        assert!(matches!(e.kind, BlockErrorKind::BadLength(_)), "{e}");
+        // The untouched metadata reads fine.
+        std::fs::write(plan.meta_path(), good.encode()).unwrap();
+        let plan = db.plan(&req).unwrap().remove(0);
+        let d = plan.open(&db, ColumnSet::ALL).unwrap().read(0).unwrap();
+        assert_eq!(d.to_rows(), Some(vec![row]));
     }
 }
