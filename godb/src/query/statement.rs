@@ -158,7 +158,8 @@ impl Statement {
     /// Sets the interfaces; more than one adds the iface attribute.
     pub fn with_ifaces(mut self, ifaces: Vec<String>) -> Result<Statement, StatementError> {
         for i in &ifaces {
-            if i.is_empty() || i.len() > 64 || i.contains('/') || i == "." || i == ".." {
+            // The same rule as the database's folders (no '/', no NUL, ...).
+            if crate::validate_iface(i).is_err() {
                 return Err(StatementError::InvalidInterface(i.clone()));
             }
         }
@@ -232,6 +233,7 @@ mod tests {
         let s = Statement::new("sip", 0, 1).unwrap();
         assert!(s.clone().with_ifaces(vec!["../x".into()]).is_err());
         assert!(s.clone().with_ifaces(vec![String::new()]).is_err());
+        assert!(s.clone().with_ifaces(vec!["a\0b".into()]).is_err());
         let e = s.clone().with_condition("dprt = 1").unwrap_err();
         assert_eq!(
             e.to_string(),
