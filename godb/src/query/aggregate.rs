@@ -202,6 +202,25 @@ impl Hash for AddrKey {
     }
 }
 
+/// The key of a row grouped by port, protocol and layer 7 only (apps_port,
+/// apps_dpi, ...): the three packed into one word, for the [`AddrTable`] of small keys.
+#[inline]
+fn small_key(k: &Key) -> Option<u64> {
+    (k.ipver == 0 && k.time == 0 && k.iface == 0)
+        .then(|| u64::from(k.dport) | u64::from(k.proto) << 16 | u64::from(k.l7) << 24)
+}
+
+/// The full key of a packed small key.
+#[inline]
+fn from_small_key(v: u64) -> Key {
+    Key {
+        dport: v as u16,
+        proto: (v >> 16) as u8,
+        l7: (v >> 24) as u16,
+        ..Key::default()
+    }
+}
+
 type KeyMap = HashMap<Key, Counters, BuildHasherDefault<KeyHasher>>;
 type Key4Map = HashMap<Key4, Counters, BuildHasherDefault<KeyHasher>>;
 
@@ -294,8 +313,10 @@ pub(crate) struct Table {
     map: KeyMap,
     /// Rows without IPv6 addresses, with the compact key...
     map4: Key4Map,
-    /// ... or only their IPv4 addresses (see [`AddrKey`]).
+    /// ... or only their IPv4 addresses (see [`AddrKey`]) ...
     map_a: AddrTable,
+    /// ... or no address, time or interface at all (see [`small_key`]).
+    map_s: AddrTable,
     pub totals: Counters,
     pub rows_scanned: u64,
     /// Set when keys are partitioned between workers.
@@ -312,16 +333,22 @@ impl Table {
             .saturating_mul(ENTRY_BYTES)
             .saturating_add(self.map4.capacity().saturating_mul(ENTRY4_BYTES))
             .saturating_add(self.map_a.bytes())
+            .saturating_add(self.map_s.bytes())
     }
 
     /// Number of distinct keys.
     pub fn len(&self) -> usize {
-        self.map.len() + self.map4.len() + self.map_a.len()
+        self.map.len() + self.map4.len() + self.map_a.len() + self.map_s.len()
     }
 
     /// Adds `c` to key `k` here, or hands it to the worker owning it.
     #[inline]
     fn put(&mut self, k: Key, c: Counters) {
+        if let Some(v) = small_key(&k) {
+            // No address: never partitioned between workers.
+            self.map_s.add(v, &c);
+            return;
+        }
         if let Some(ka) = AddrKey::from_key(&k) {
             if let Some(r) = &mut self.route {
                 let to = r.owner(hash_of(&ka));
@@ -360,6 +387,10 @@ impl Table {
     /// Adds `c` to key `k` in this table (owned here).
     #[inline]
     fn put_here(&mut self, k: Key, c: &Counters) {
+        if let Some(v) = small_key(&k) {
+            self.map_s.add(v, c);
+            return;
+        }
         if let Some(ka) = AddrKey::from_key(&k) {
             self.map_a.add(ka.0, c);
             return;
@@ -372,9 +403,14 @@ impl Table {
 
     /// The entries, full keys, consuming the table.
     fn into_entries(self) -> impl Iterator<Item = (Key, Counters)> {
-        self.map_a
+        self.map_s
             .into_entries()
-            .map(|(k, c)| (AddrKey(k).to_key(), c))
+            .map(|(k, c)| (from_small_key(k), c))
+            .chain(
+                self.map_a
+                    .into_entries()
+                    .map(|(k, c)| (AddrKey(k).to_key(), c)),
+            )
             .chain(self.map4.into_iter().map(|(k, c)| (k.to_key(), c)))
             .chain(self.map)
     }
@@ -490,6 +526,7 @@ impl Table {
     /// Inserts the rows still queued in the tables (before counting or reading).
     pub fn settle(&mut self) {
         self.map_a.settle();
+        self.map_s.settle();
     }
 
     /// Sends the rows still waiting for other workers and closes the routes.
@@ -511,6 +548,10 @@ impl Table {
             std::mem::swap(&mut self.map_a, &mut other.map_a);
         }
         self.map_a.merge(std::mem::take(&mut other.map_a));
+        if other.map_s.len() > self.map_s.len() {
+            std::mem::swap(&mut self.map_s, &mut other.map_s);
+        }
+        self.map_s.merge(std::mem::take(&mut other.map_s));
         for (k, c) in other.map {
             self.map.entry(k).or_default().add(&c);
         }
@@ -664,6 +705,8 @@ mod tests {
         assert!(AddrKey::from_key(&v4_port).is_none());
         assert_eq!(Key4::from_key(&v4_port).map(Key4::to_key), Some(v4_port));
         assert!(AddrKey::from_key(&no_addr).is_none());
+        assert_eq!(small_key(&no_addr).map(from_small_key), Some(no_addr));
+        assert!(small_key(&v4).is_none() && small_key(&v4_port).is_none());
         assert_eq!(Key4::from_key(&no_addr).map(Key4::to_key), Some(no_addr));
         assert!(AddrKey::from_key(&v6).is_none() && Key4::from_key(&v6).is_none());
         // A table puts each key in one map and gives back the same keys.
