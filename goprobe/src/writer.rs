@@ -555,4 +555,103 @@ mod tests {
         }
         assert_eq!(seen, [(600, 1, 3), (900, 0, 0)]);
     }
+
+    /// Log records of this test binary, for the tests that check what is logged.
+    static RECORDS: std::sync::Mutex<Vec<(log::Level, String)>> = std::sync::Mutex::new(Vec::new());
+
+    struct Recorder;
+
+    impl log::Log for Recorder {
+        fn enabled(&self, _: &log::Metadata) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record) {
+            if let Ok(mut r) = RECORDS.lock() {
+                r.push((record.level(), record.args().to_string()));
+            }
+        }
+        fn flush(&self) {}
+    }
+
+    /// The recorded lines mentioning `needle`, with their levels.
+    fn records(needle: &str) -> Vec<(log::Level, String)> {
+        RECORDS
+            .lock()
+            .map(|r| {
+                r.iter()
+                    .filter(|(_, m)| m.contains(needle))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_failing_writeout_is_logged_once_per_interval_and_retried_quietly_until_it_works() {
+        static RECORDER: Recorder = Recorder;
+        if log::set_logger(&RECORDER).is_err() {
+            eprintln!("note: another logger is installed in this test binary: skipping");
+            return;
+        }
+        log::set_max_level(log::LevelFilter::Trace);
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Database::create(dir.path().join("db")).unwrap());
+        // The interface folder is a link: godb refuses to write through it (an I/O
+        // error, one that may pass), like a full disk would fail.
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let link = db.path().join("held0");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let writer = Writer::spawn_with(
+            Arc::clone(&db),
+            WriterOptions {
+                backlog_bytes: 1 << 20,
+                retry: Duration::from_millis(20),
+            },
+        )
+        .unwrap();
+        let tx = writer.sender();
+        let link_type = goflow::LinkType::from_dlt(1);
+        let mut table = goflow::FlowTable::new();
+        let mut send = |ts: i64| {
+            table.add_packet(link_type, &frame(), 60, ts - 1);
+            let mut i = interval(&mut table, ts);
+            i.iface = "held0".into();
+            tx.send(i).unwrap();
+        };
+        let wait = |what: &str, done: &dyn Fn(&WriterTotals) -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !done(&writer.progress()) {
+                assert!(Instant::now() < deadline, "{what}: {:?}", writer.progress());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        send(600);
+        wait("a retry", &|_| records("held0: cannot open").len() >= 4);
+        send(900);
+        wait("two held", &|p| p.held == 2);
+        wait("more retries", &|_| {
+            records("held0: cannot open").len() >= 8
+        });
+        let lines = records("held0: cannot open");
+        let errors = lines
+            .iter()
+            .filter(|(l, _)| *l == log::Level::Error)
+            .count();
+        // One error per interval; the retries in between at debug level.
+        assert_eq!(errors, 2, "{lines:?}");
+        assert!(lines.iter().all(|(l, m)| *l == log::Level::Error
+            || (*l == log::Level::Debug && m.contains("held in memory"))));
+
+        std::fs::remove_file(&link).unwrap();
+        wait("written", &|p| p.held == 0);
+        drop(tx);
+        let totals = writer.finish();
+        assert_eq!((totals.blocks, totals.late, totals.failed), (2, 2, 0));
+        assert_eq!(
+            records("writeouts work again: all 2 held intervals").len(),
+            1
+        );
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
 }
