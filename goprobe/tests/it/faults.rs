@@ -746,3 +746,48 @@ fn replay_killed_in_the_middle_of_writing_leaves_every_committed_block_readable(
         Some(i64::from(next) + 1500)
     );
 }
+
+#[test]
+fn a_database_the_run_as_user_cannot_reach_is_a_start_up_error() {
+    use crate::live::*;
+    use std::os::unix::fs::PermissionsExt;
+    if !can_run() {
+        return;
+    }
+    if nix::unistd::User::from_name("nobody")
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        eprintln!("note: no user 'nobody', skipping");
+        return;
+    }
+    let net = match Netns::create("u") {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("note: cannot create network namespaces ({e}), skipping");
+            return;
+        }
+    };
+    // The temporary folder stays 0700 and root's: nobody cannot reach the database.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let db = dir.path().join("db");
+    let conf = dir.path().join("goprobe.toml");
+    write_config(
+        &conf,
+        &db,
+        "user = \"nobody\"",
+        std::slice::from_ref(&net.capture_if),
+    );
+    let o = Command::new("ip")
+        .args(["netns", "exec", &net.capture_ns])
+        .arg(env!("CARGO_BIN_EXE_goprobe"))
+        .arg("-c")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot write the database folder"), "{err}");
+}
