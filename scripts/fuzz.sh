@@ -5,14 +5,14 @@
 #   scripts/fuzz.sh run TARGET [SECONDS]   fuzz one target (default 60 s), growing its work corpus
 #   scripts/fuzz.sh all [SECONDS]          every target in turn
 #   scripts/fuzz.sh ci [SECONDS]           short run of every target (default 30 s) on a
-#                                          throw-away corpus; fails on a crash other than
-#                                          the known open finding (see triage); prints SKIP
+#                                          throw-away corpus; fails on any input that
+#                                          crashes on its own (see triage); prints SKIP
 #                                          and succeeds if nightly or cargo-fuzz is missing
 #   scripts/fuzz.sh tmin TARGET FILE       minimise a crash input
 #   scripts/fuzz.sh cmin TARGET            minimise the work corpus of a target
 #   scripts/fuzz.sh replay TARGET FILE...  run inputs once (e.g. a regressions/ folder)
-#   scripts/fuzz.sh triage TARGET [DIR]    sort saved crash/oom/timeout inputs into the
-#                                          known open finding and NEW (scripts/fuzz-triage.py)
+#   scripts/fuzz.sh triage TARGET [DIR]    replay saved crash/oom/timeout inputs one by one:
+#                                          NEW if one fails on its own (scripts/fuzz-triage.py)
 #
 # Targets: decode (goflow/fuzz), meta, block, condition (godb/fuzz). Corpora per target:
 # work/T (grows, gitignored), seeds/T (generated, gitignored), corpus/T (a few committed
@@ -94,9 +94,8 @@ case "$cmd" in
         tmp=$(mktemp -d)
         trap 'rm -rf "$tmp"' EXIT
         failed=()
-        # Fork mode keeps going past crashes, so that the known open finding (a width-0
-        # column claiming billions of rows, docs/FUZZING.md) does not end the run; every
-        # saved input is then triaged and anything but that finding fails the job.
+        # Fork mode keeps going past crashes (one finding does not hide the next); every
+        # saved input is then replayed on its own and any that fails fails the job.
         for t in "${TARGETS[@]}"; do
             echo "== fuzz $t: ${secs}s"
             mkdir -p "$tmp/art/$t"

@@ -31,7 +31,21 @@ fn inputs(target: &str) -> Vec<PathBuf> {
     all
 }
 
+/// Limits the test process's address space to 3 GiB, as the fuzzer limits memory to
+/// 2 GiB: a reproducer that makes godb allocate for billions of claimed rows then aborts
+/// the test instead of passing slowly on a machine with enough memory.
+fn limit_memory() {
+    let limit = libc::rlimit {
+        rlim_cur: 3 << 30,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit only reads the struct passed by reference.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) };
+    assert_eq!(rc, 0, "setrlimit: {}", std::io::Error::last_os_error());
+}
+
 fn replay(target: &str, mut run: impl FnMut(&[u8])) {
+    limit_memory();
     for p in inputs(target) {
         let data = fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         eprintln!("replaying {}", p.display());
@@ -54,41 +68,4 @@ fn block_inputs_replay_without_panic() {
 #[test]
 fn condition_inputs_replay_without_panic() {
     replay("condition", harness::condition);
-}
-
-/// Crash inputs found by the fuzzer whose fix is not in yet (see docs/FUZZING.md,
-/// "Findings"): `godb/fuzz/regressions/open/<target>`. Ignored because they still
-/// fail: they make the block decoder materialise billions of rows of an all-zero column.
-/// The fuzzer runs with a 2 GiB memory limit; this test sets the same limit on the
-/// process's address space (so an allocation beyond it aborts the test, as libFuzzer
-/// stops there). When a fix lands, the inputs move to `regressions/<target>` and are
-/// replayed by the tests above.
-#[test]
-#[ignore = "open fuzz findings: fail until fixed"]
-fn open_findings_replay_without_panic() {
-    let open = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/open");
-    let limit = libc::rlimit {
-        rlim_cur: 3 << 30,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: setrlimit only reads the struct passed by reference.
-    let rc = unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) };
-    assert_eq!(rc, 0, "setrlimit: {}", std::io::Error::last_os_error());
-    let block = harness::Scratch::new(None);
-    let meta = harness::Scratch::new(Some(&harness::golden_day()));
-    for target in ["block", "meta"] {
-        for e in fs::read_dir(open.join(target))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let p = e.path();
-            let data = fs::read(&p).unwrap_or_else(|err| panic!("{}: {err}", p.display()));
-            eprintln!("replaying {}", p.display());
-            match target {
-                "block" => harness::block(&block, &data),
-                _ => harness::meta(&meta, &data),
-            }
-        }
-    }
 }
