@@ -72,6 +72,13 @@ impl Scratch {
         Scratch { _dir: dir, db, day }
     }
 
+    fn set_len(&self, name: &str, len: u64) {
+        let p = self.day.join(name);
+        fs::File::create(&p)
+            .and_then(|f| f.set_len(len))
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+
     fn write(&self, name: &str, bytes: &[u8]) {
         let p = self.day.join(name);
         fs::write(&p, bytes).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
@@ -186,23 +193,20 @@ pub fn fix_crc(b: &mut [u8]) {
     wr(b, body, &crc.to_le_bytes());
 }
 
-/// A `day.meta` with one block whose column `sel` is described by `desc` (offset,
-/// stored length, raw length, checksum, encoding); every other column gets a one-byte
-/// block at offset 0 that is never read.
+/// A `day.meta` with one block whose columns are described by `descs` (stored length,
+/// raw length, checksum, encoding; every column block at offset 0 of its file).
 pub fn one_block_meta(
     rows_v4: u32,
     rows_v6: u32,
-    sel: usize,
-    desc: (u32, u32, u32, u8),
+    descs: &[(u32, u32, u32, u8); NUM_COLUMNS],
 ) -> Vec<u8> {
     let mut b = vec![0u8; HDR + ENTRY + TRAILER];
     let e = HDR;
     wr(&mut b, e, &TS.to_le_bytes());
     wr(&mut b, e + 8, &rows_v4.to_le_bytes());
     wr(&mut b, e + 12, &rows_v6.to_le_bytes());
-    for ci in 0..NUM_COLUMNS {
+    for (ci, &(stored, raw, crc, enc)) in descs.iter().enumerate() {
         let cb = e + ENTRY_COLUMNS + ci * COL;
-        let (stored, raw, crc, enc) = if ci == sel { desc } else { (1, 0, 0, 0) };
         wr(&mut b, cb + 8, &stored.to_le_bytes());
         wr(&mut b, cb + 12, &raw.to_le_bytes());
         wr(&mut b, cb + 16, &crc.to_le_bytes());
@@ -375,10 +379,21 @@ pub fn block(s: &Scratch, data: &[u8]) {
     let stored_len = u32::try_from(stored.len()).unwrap_or(u32::MAX);
     let crc = crc32c::crc32c(stored);
     s.write(col.file_name(), stored);
-    s.write(
-        META_FILE,
-        &one_block_meta(v4, v6, sel, (stored_len, raw, crc, tag)),
-    );
+    // Columns that are not read get a one-byte block. The address columns, which bound
+    // the rows a block may claim, get the raw length the rows need and a (sparse) file
+    // just long enough for lz4 to produce it, when that is at most 1 MiB.
+    let mut descs = [(1u32, 0u32, 0u32, 0u8); NUM_COLUMNS];
+    let want = 4 * u64::from(v4) + 16 * u64::from(v6);
+    for c in [Column::Sip, Column::Dip] {
+        if c != col {
+            let need = want.saturating_sub(64).div_ceil(256).max(1);
+            let len = if need <= 1 << 20 { need } else { 1 };
+            s.set_len(c.file_name(), len);
+            descs[c.index()] = (len as u32, u32::try_from(want).unwrap_or(u32::MAX), 0, 5);
+        }
+    }
+    descs[sel] = (stored_len, raw, crc, tag);
+    s.write(META_FILE, &one_block_meta(v4, v6, &descs));
     read_all(&s.db, ColumnSet::EMPTY.with(col), false);
 }
 
