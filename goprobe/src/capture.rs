@@ -37,27 +37,28 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
-/// Errors of opening a capture handle.
+/// Errors of opening a capture handle. The message includes libpcap's reason, so the
+/// reason is not also the error's `source()`: printing the chain (`{:#}`) would repeat it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CaptureError {
     /// libpcap could not open or activate the interface.
-    #[error("cannot open interface {iface}: {source}")]
+    #[error("cannot open interface {iface}: {reason}")]
     Open {
         /// Interface.
         iface: String,
         /// libpcap's reason.
-        source: pcap::Error,
+        reason: pcap::Error,
     },
     /// The BPF filter does not compile.
-    #[error("interface {iface}: invalid BPF filter {filter:?}: {source}")]
+    #[error("interface {iface}: invalid BPF filter {filter:?}: {reason}")]
     Filter {
         /// Interface.
         iface: String,
         /// The expression.
         filter: String,
         /// libpcap's reason.
-        source: pcap::Error,
+        reason: pcap::Error,
     },
 }
 
@@ -67,10 +68,10 @@ pub fn check_filter(iface: &str, filter: &str) -> Result<(), CaptureError> {
     if filter.trim().is_empty() {
         return Ok(());
     }
-    let err = |source| CaptureError::Filter {
+    let err = |reason| CaptureError::Filter {
         iface: iface.to_string(),
         filter: filter.to_string(),
-        source,
+        reason,
     };
     let dead = Capture::dead(pcap::Linktype::ETHERNET).map_err(err)?;
     dead.compile(filter, true).map(|_| ()).map_err(err)
@@ -79,9 +80,9 @@ pub fn check_filter(iface: &str, filter: &str) -> Result<(), CaptureError> {
 /// Opens and activates a live handle with the interface's settings and installs its
 /// filter in the kernel.
 pub fn open(iface: &str, cfg: &InterfaceConfig) -> Result<Capture<Active>, CaptureError> {
-    let open_err = |source| CaptureError::Open {
+    let open_err = |reason| CaptureError::Open {
         iface: iface.to_string(),
-        source,
+        reason,
     };
     let mut cap = Capture::from_device(iface)
         .map_err(open_err)?
@@ -95,10 +96,10 @@ pub fn open(iface: &str, cfg: &InterfaceConfig) -> Result<Capture<Active>, Captu
         .map_err(open_err)?;
     if !cfg.bpf_filter.trim().is_empty() {
         cap.filter(&cfg.bpf_filter, true)
-            .map_err(|source| CaptureError::Filter {
+            .map_err(|reason| CaptureError::Filter {
                 iface: iface.to_string(),
                 filter: cfg.bpf_filter.clone(),
-                source,
+                reason,
             })?;
     }
     Ok(cap)
@@ -504,7 +505,19 @@ mod tests {
     fn filters_are_checked() {
         assert!(check_filter("x", "").is_ok());
         assert!(check_filter("x", "udp port 53 or tcp").is_ok());
-        let e = check_filter("x", "udp prot 53").unwrap_err().to_string();
-        assert!(e.contains("udp prot 53") && e.contains('x'), "{e}");
+        let e = check_filter("eth9", "udp prot 53").unwrap_err();
+        let libpcap = Capture::dead(pcap::Linktype::ETHERNET)
+            .unwrap()
+            .compile("udp prot 53", true)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(!libpcap.is_empty());
+        // As the binary prints it (the whole chain): interface, filter, libpcap's
+        // reason once.
+        assert_eq!(
+            format!("{:#}", anyhow::Error::new(e)),
+            format!("interface eth9: invalid BPF filter \"udp prot 53\": {libpcap}")
+        );
     }
 }
