@@ -566,8 +566,10 @@ mod tests {
             true
         }
         fn log(&self, record: &log::Record) {
+            // Formatted before the lock is taken: nothing runs under it but the push.
+            let line = record.args().to_string();
             if let Ok(mut r) = RECORDS.lock() {
-                r.push((record.level(), record.args().to_string()));
+                r.push((record.level(), line));
             }
         }
         fn flush(&self) {}
@@ -593,6 +595,10 @@ mod tests {
             eprintln!("note: another logger is installed in this test binary: skipping");
             return;
         }
+        // Every wait below is bounded (a deadline, then a failure naming what did not
+        // happen), and so is the writer's end: a lost wake-up fails the test instead of
+        // hanging the test binary.
+        const LIMIT: Duration = Duration::from_secs(30);
         log::set_max_level(log::LevelFilter::Trace);
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(Database::create(dir.path().join("db")).unwrap());
@@ -620,9 +626,16 @@ mod tests {
             tx.send(i).unwrap();
         };
         let wait = |what: &str, done: &dyn Fn(&WriterTotals) -> bool| {
-            let deadline = Instant::now() + Duration::from_secs(10);
+            let deadline = Instant::now() + LIMIT;
             while !done(&writer.progress()) {
-                assert!(Instant::now() < deadline, "{what}: {:?}", writer.progress());
+                assert!(
+                    Instant::now() < deadline,
+                    "{what}: not seen within {LIMIT:?}; writer: {:?}; log level now {}; \
+                     {} log lines of held0",
+                    writer.progress(),
+                    log::max_level(),
+                    records("held0").len()
+                );
                 std::thread::sleep(Duration::from_millis(5));
             }
         };
@@ -646,7 +659,13 @@ mod tests {
         std::fs::remove_file(&link).unwrap();
         wait("written", &|p| p.held == 0);
         drop(tx);
-        let totals = writer.finish();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done_tx.send(writer.finish());
+        });
+        let totals = done_rx
+            .recv_timeout(LIMIT)
+            .expect("the writer thread did not end after its last sender was dropped");
         assert_eq!((totals.blocks, totals.late, totals.failed), (2, 2, 0));
         assert_eq!(
             records("writeouts work again: all 2 held intervals").len(),
