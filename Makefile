@@ -12,7 +12,7 @@ INITDIR    ?= /etc/init.d
 SYSTEMDDIR ?= /lib/systemd/system
 CRONDIR    ?= /etc/cron.d
 
-.PHONY: all configure compile install uninstall clean test test-system lint bench bench-compare demo help
+.PHONY: all configure compile install uninstall clean test test-system fuzz-ci lint bench bench-compare demo help
 
 # One step after the other, also under make -j.
 all:
@@ -25,8 +25,9 @@ help:
 	@echo "make compile     release build of goprobe and goquery"
 	@echo "make install     install below DESTDIR/PREFIX (PREFIX=$(PREFIX)), init script, unit, cron job; BUILD=target/debug for a debug build"
 	@echo "make uninstall   remove what install put in place (keeps the database and the config)"
-	@echo "make test        the whole test suite (what CI runs): lint, cargo test, test-system"
+	@echo "make test        the whole test suite (what CI runs): lint, cargo test, test-system, fuzz-ci"
 	@echo "make test-system install, init script, cron retention and demo tests (tests/system; root for most)"
+	@echo "make fuzz-ci     every fuzz target for FUZZ_SECS=$(FUZZ_SECS) s (0 skips); SKIP without a nightly toolchain"
 	@echo "make demo        build, capture or replay into ./db, print a goquery report"
 	@echo "make bench       criterion benchmarks"
 	@echo "make bench-compare  goprobe/goquery against nfpcapd, nfdump, tcpdump on one capture (PCAP=FILE, RUNS=3); writes docs/BENCHMARKS.md"
@@ -92,6 +93,16 @@ lint:
 test: lint
 	$(CARGO) test --workspace --locked
 	$(MAKE) test-system
+	$(MAKE) fuzz-ci
+
+# The short fuzz run of CI (docs/FUZZING.md): each cargo-fuzz target for FUZZ_SECS
+# seconds on a throw-away corpus; fails on any input that crashes, runs out of memory or
+# times out on its own. Needs a nightly toolchain (without one it prints a SKIP line and
+# succeeds) and cargo-fuzz, installed from crates.io when missing (FUZZ_INSTALL=1; a
+# failed install fails). FUZZ_SECS=0 skips it.
+FUZZ_SECS ?= 30
+fuzz-ci:
+	FUZZ_INSTALL=1 ./scripts/fuzz.sh ci $(FUZZ_SECS)
 
 # Shell tests of the installed system (tests/system/*.sh; README.md, Development): they
 # install the debug binaries that `cargo test` already built into temporary folders.
@@ -104,7 +115,13 @@ test-system:
 bench:
 	$(CARGO) bench -p goprobe-benches
 
-demo: compile
+# Builds first, unless there is no cargo but the binaries are built: `sudo make demo`
+# after `make compile` (sudo's PATH and HOME do not reach the user's rustup toolchain).
+demo:
+	@if command -v $(CARGO) >/dev/null; then $(MAKE) --no-print-directory compile; \
+	elif [ -x $(BUILD)/goprobe ] && [ -x $(BUILD)/goquery ]; then \
+	  echo "demo: no $(CARGO) here (under sudo?): using the binaries already in $(BUILD)"; \
+	else $(MAKE) --no-print-directory configure; fi
 	@PKGS="$(DEMO_PKGS)"; $(APT_NEED)
 	BIN=$(BUILD) ./scripts/demo.sh
 

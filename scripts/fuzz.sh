@@ -8,6 +8,8 @@
 #                                          throw-away corpus; fails on any input that
 #                                          crashes on its own (see triage); prints SKIP
 #                                          and succeeds if nightly or cargo-fuzz is missing
+#                                          (FUZZ_INSTALL=1 installs cargo-fuzz; a failed
+#                                          install fails) or SECONDS is 0
 #   scripts/fuzz.sh tmin TARGET FILE       minimise a crash input
 #   scripts/fuzz.sh cmin TARGET            minimise the work corpus of a target
 #   scripts/fuzz.sh replay TARGET FILE...  run inputs once (e.g. a regressions/ folder)
@@ -23,6 +25,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# The fuzz crates build into their own <crate>/fuzz/target (where fuzz-triage.py finds
+# the binaries), also when the caller points CARGO_TARGET_DIR elsewhere.
+unset CARGO_TARGET_DIR
 TARGETS=(decode meta block condition)
 BUILD_FLAGS=(-s none -O -a)
 NICE=${FUZZ_NICE:-19}
@@ -49,6 +54,8 @@ inputs() {
     done
 }
 
+# Whether the tools are there: 0 yes, 1 no (the reason on stdout: a skip), 2 the
+# install that FUZZ_INSTALL=1 asked for failed (a failure).
 have_tools() {
     if ! cargo +nightly --version >/dev/null 2>&1; then
         echo "no nightly toolchain (rustup toolchain install nightly)"
@@ -56,7 +63,12 @@ have_tools() {
     fi
     if ! cargo fuzz --version >/dev/null 2>&1; then
         if [ "${FUZZ_INSTALL:-0}" = 1 ]; then
-            cargo install cargo-fuzz --locked >&2 && return 0
+            echo "== installing cargo-fuzz (FUZZ_INSTALL=1)" >&2
+            if cargo install cargo-fuzz --locked >&2 && cargo fuzz --version >/dev/null 2>&1; then
+                return 0
+            fi
+            echo "cargo install cargo-fuzz --locked failed"
+            return 2
         fi
         echo "no cargo-fuzz (cargo install cargo-fuzz --locked, or FUZZ_INSTALL=1)"
         return 1
@@ -86,9 +98,18 @@ case "$cmd" in
         ;;
     ci)
         secs=${2:-30}
-        if ! why=$(have_tools); then
+        if [ "$secs" = 0 ]; then
+            echo "SKIP fuzz: 0 seconds asked for"
+            exit 0
+        fi
+        rc=0
+        why=$(have_tools) || rc=$?
+        if [ $rc = 1 ]; then
             echo "SKIP fuzz: $why"
             exit 0
+        elif [ $rc != 0 ]; then
+            echo "FAIL fuzz: $why"
+            exit 1
         fi
         seed >/dev/null
         tmp=$(mktemp -d)
@@ -114,7 +135,7 @@ case "$cmd" in
             fi
         done
         if [ ${#failed[@]} -gt 0 ]; then
-            echo "FAIL fuzz: ${failed[*]} (inputs copied to <crate>/fuzz/artifacts/)"
+            echo "FAIL fuzz: ${failed[*]} (saved inputs, if any, copied to <crate>/fuzz/artifacts/)"
             exit 1
         fi
         echo "PASS fuzz: ${TARGETS[*]}, ${secs}s each"
@@ -140,7 +161,7 @@ case "$cmd" in
         (cd "$(crate_of "$t")" && cargo +nightly fuzz run "${BUILD_FLAGS[@]}" "$t" "${files[@]}" -- -runs=1)
         ;;
     *)
-        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+        awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
 esac
