@@ -1,42 +1,33 @@
-//! The aggregation table of address-only keys (the talk_* queries over IPv4 rows):
-//! an open-addressing table of 8-byte keys and their counters, with linear probing,
-//! that prefetches.
+//! The aggregation tables of packed keys: IPv4 address pairs (the talk_* queries), IPv6
+//! address pairs, and port/protocol/layer-7 triples (apps_*). An open-addressing table
+//! of fixed-size keys and their counters, with linear probing, whose callers hash the
+//! keys themselves and prefetch slots ahead of the updates.
 //!
 //! Why its own table: on long scans these tables hold millions of conversations, far
-//! more than the caches, and each row costs a cache miss into the table. A row's key
-//! is queued for a few rows after its slot was prefetched, so the misses of several
-//! rows overlap instead of being served one after the other. Keys are the address
-//! pair packed into a `u64`; 0 (both addresses 0.0.0.0) marks an empty slot and is
-//! kept aside.
+//! more than the caches, and each row costs a cache miss into the table. Callers hash
+//! a group of rows first, prefetch their slots ([`AddrTable::prefetch`]) and only then
+//! update them, so the misses of the group overlap instead of being served one after
+//! the other. The all-zero key marks an empty slot and is kept aside.
 
 use crate::Counters;
 
-/// Rows between a slot's prefetch and its update.
-const QUEUE: usize = 8;
 /// Smallest number of slots once the table holds a key.
 const MIN_SLOTS: usize = 1024;
+/// Tables of at most this many slots stay in the L2 cache: no prefetch needed.
+pub(crate) const CACHED_SLOTS: usize = 16 * 1024;
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Slot {
-    key: u64,
-    c: Counters,
+/// A fixed-size key of an [`AddrTable`]; the all-zero value is reserved.
+pub(crate) trait PackedKey: Copy + Eq + Default + std::fmt::Debug {
+    /// Whether this is the all-zero key.
+    fn is_zero(&self) -> bool;
+    /// The key's mixed hash: every bit of the key moves the low bits (the slot index)
+    /// and the high bits (the owning worker).
+    fn packed_hash(&self) -> u64;
 }
 
-/// Address-pair key → summed counters. Keys added are pending in a short queue until
-/// [`AddrTable::settle`] (called by every reading method that takes `&mut self`).
-#[derive(Debug, Default)]
-pub(crate) struct AddrTable {
-    slots: Vec<Slot>,
-    len: usize,
-    zero: Option<Counters>,
-    queue: [Slot; QUEUE],
-    head: usize,
-    queued: usize,
-}
-
-/// murmur3's finaliser: every bit of the key moves the low bits (the slot index).
+/// murmur3's finaliser.
 #[inline]
-fn mix(k: u64) -> u64 {
+pub(crate) fn mix(k: u64) -> u64 {
     let mut x = k;
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -46,8 +37,63 @@ fn mix(k: u64) -> u64 {
     x
 }
 
+impl PackedKey for u64 {
+    #[inline]
+    fn is_zero(&self) -> bool {
+        *self == 0
+    }
+
+    #[inline]
+    fn packed_hash(&self) -> u64 {
+        mix(*self)
+    }
+}
+
+/// An IPv6 address pair: source then destination, as four native-endian words.
+impl PackedKey for [u64; 4] {
+    #[inline]
+    fn is_zero(&self) -> bool {
+        self.iter().all(|w| *w == 0)
+    }
+
+    #[inline]
+    fn packed_hash(&self) -> u64 {
+        const M: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut x = 0u64;
+        for w in self {
+            x = (x ^ w).wrapping_mul(M);
+            x ^= x >> 29;
+        }
+        mix(x)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot<K> {
+    key: K,
+    c: Counters,
+}
+
+/// Packed key → summed counters.
+#[derive(Debug)]
+pub(crate) struct AddrTable<K: PackedKey = u64> {
+    slots: Vec<Slot<K>>,
+    len: usize,
+    zero: Option<Counters>,
+}
+
+impl<K: PackedKey> Default for AddrTable<K> {
+    fn default() -> Self {
+        AddrTable {
+            slots: Vec::new(),
+            len: 0,
+            zero: None,
+        }
+    }
+}
+
 #[inline]
-fn prefetch<T>(p: *const T) {
+fn prefetch_ptr<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint: it never faults and changes no memory, whatever
     // the address (SSE is part of the x86-64 baseline).
@@ -58,46 +104,65 @@ fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-impl AddrTable {
-    /// Distinct keys, once settled.
+impl<K: PackedKey> AddrTable<K> {
+    /// Distinct keys.
     pub fn len(&self) -> usize {
-        self.len + usize::from(self.zero.is_some()) + self.queued
+        self.len + usize::from(self.zero.is_some())
     }
 
     /// Bytes the table holds.
     pub fn bytes(&self) -> usize {
-        (self.slots.capacity() + QUEUE) * std::mem::size_of::<Slot>()
+        self.slots.capacity() * std::mem::size_of::<Slot<K>>()
+    }
+
+    /// Whether the table is larger than the cache, so that updates should be
+    /// prefetched.
+    #[inline]
+    pub fn wants_prefetch(&self) -> bool {
+        self.slots.len() > CACHED_SLOTS
+    }
+
+    /// Hints the slot of the key hashed `h` into the cache (before [`AddrTable::add_hashed`]).
+    #[inline]
+    pub fn prefetch(&self, h: u64) {
+        if !self.slots.is_empty() {
+            let i = h as usize & (self.slots.len() - 1);
+            prefetch_ptr(self.slots.as_ptr().wrapping_add(i));
+        }
     }
 
     /// Adds `c` to `key`.
     #[inline]
-    pub fn add(&mut self, key: u64, c: &Counters) {
-        if key == 0 {
+    pub fn add(&mut self, key: K, c: &Counters) {
+        self.add_hashed(key, key.packed_hash(), c);
+    }
+
+    /// Adds `c` to `key`, whose hash is `h` (`key.packed_hash()`).
+    #[inline]
+    pub fn add_hashed(&mut self, key: K, h: u64, c: &Counters) {
+        if key.is_zero() {
             self.zero.get_or_insert_with(Counters::default).add(c);
             return;
         }
-        if !self.slots.is_empty() {
-            let i = mix(key) as usize & (self.slots.len() - 1);
-            prefetch(self.slots.as_ptr().wrapping_add(i));
+        if (self.len + 1) * 5 > self.slots.len() * 4 {
+            self.rebuild((self.slots.len() * 2).max(MIN_SLOTS));
         }
-        let new = Slot { key, c: *c };
-        if self.queued == QUEUE {
-            let old = std::mem::replace(&mut self.queue[self.head], new);
-            self.head = (self.head + 1) % QUEUE;
-            self.insert(old.key, &old.c);
-        } else {
-            self.queue[(self.head + self.queued) % QUEUE] = new;
-            self.queued += 1;
-        }
-    }
-
-    /// Inserts the queued keys.
-    pub fn settle(&mut self) {
-        while self.queued > 0 {
-            let s = self.queue[self.head];
-            self.head = (self.head + 1) % QUEUE;
-            self.queued -= 1;
-            self.insert(s.key, &s.c);
+        let mask = self.slots.len() - 1;
+        let mut i = h as usize & mask;
+        loop {
+            let Some(s) = self.slots.get_mut(i) else {
+                return;
+            };
+            if s.key == key {
+                s.c.add(c);
+                return;
+            }
+            if s.key.is_zero() {
+                *s = Slot { key, c: *c };
+                self.len += 1;
+                return;
+            }
+            i = (i + 1) & mask;
         }
     }
 
@@ -113,36 +178,13 @@ impl AddrTable {
         }
     }
 
-    fn insert(&mut self, key: u64, c: &Counters) {
-        if (self.len + 1) * 5 > self.slots.len() * 4 {
-            self.rebuild((self.slots.len() * 2).max(MIN_SLOTS));
-        }
-        let mask = self.slots.len() - 1;
-        let mut i = mix(key) as usize & mask;
-        loop {
-            let Some(s) = self.slots.get_mut(i) else {
-                return;
-            };
-            if s.key == key {
-                s.c.add(c);
-                return;
-            }
-            if s.key == 0 {
-                *s = Slot { key, c: *c };
-                self.len += 1;
-                return;
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
     /// Moves the keys into `slots` slots (a power of two, at most 80 % full after).
     fn rebuild(&mut self, slots: usize) {
         let old = std::mem::replace(&mut self.slots, vec![Slot::default(); slots]);
         let mask = slots - 1;
-        for s in old.into_iter().filter(|s| s.key != 0) {
-            let mut i = mix(s.key) as usize & mask;
-            while self.slots.get(i).is_some_and(|t| t.key != 0) {
+        for s in old.into_iter().filter(|s| !s.key.is_zero()) {
+            let mut i = s.key.packed_hash() as usize & mask;
+            while self.slots.get(i).is_some_and(|t| !t.key.is_zero()) {
                 i = (i + 1) & mask;
             }
             if let Some(t) = self.slots.get_mut(i) {
@@ -152,20 +194,18 @@ impl AddrTable {
     }
 
     /// Adds every key of `other`.
-    pub fn merge(&mut self, other: AddrTable) {
+    pub fn merge(&mut self, other: AddrTable<K>) {
         for (k, c) in other.into_entries() {
             self.add(k, &c);
         }
-        self.settle();
     }
 
     /// The keys and their counters, consuming the table.
-    pub fn into_entries(mut self) -> impl Iterator<Item = (u64, Counters)> {
-        self.settle();
-        self.zero.map(|c| (0, c)).into_iter().chain(
+    pub fn into_entries(self) -> impl Iterator<Item = (K, Counters)> {
+        self.zero.map(|c| (K::default(), c)).into_iter().chain(
             self.slots
                 .into_iter()
-                .filter(|s| s.key != 0)
+                .filter(|s| !s.key.is_zero())
                 .map(|s| (s.key, s.c)),
         )
     }
@@ -176,10 +216,9 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    #[test]
-    fn sums_like_a_hash_map() {
-        let mut t = AddrTable::default();
-        let mut want: HashMap<u64, Counters> = HashMap::new();
+    fn sums_like_a_hash_map<K: PackedKey + std::hash::Hash>(make: impl Fn(u64) -> K) {
+        let mut t = AddrTable::<K>::default();
+        let mut want: HashMap<K, Counters> = HashMap::new();
         let mut x = 0x2545_f491_4f6c_dd1d_u64;
         for i in 0..200_000u64 {
             x ^= x << 13;
@@ -191,27 +230,43 @@ mod tests {
                 1 => (x % 50) << 40,
                 _ => x % 30_000,
             };
+            let key = make(key);
             let c = Counters {
                 bytes_rcvd: i,
                 bytes_sent: 1,
                 pkts_rcvd: x % 3,
                 pkts_sent: 2,
             };
-            t.add(key, &c);
+            if i % 3 == 0 {
+                t.prefetch(key.packed_hash());
+                t.add_hashed(key, key.packed_hash(), &c);
+            } else {
+                t.add(key, &c);
+            }
             want.entry(key).or_default().add(&c);
             if i == 1000 {
                 t.reserve(50_000);
             }
         }
-        t.settle();
         assert_eq!(t.len(), want.len());
-        let mut other = AddrTable::default();
-        other.add(7, &Counters::default());
-        other.add(1 << 50, &Counters::default());
+        let mut other = AddrTable::<K>::default();
+        other.add(make(7), &Counters::default());
+        other.add(make(1 << 50), &Counters::default());
         t.merge(other);
-        want.entry(7).or_default();
-        want.entry(1 << 50).or_default();
-        let got: HashMap<u64, Counters> = t.into_entries().collect();
+        want.entry(make(7)).or_default();
+        want.entry(make(1 << 50)).or_default();
+        let got: HashMap<K, Counters> = t.into_entries().collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn packed_keys_sum_like_a_hash_map() {
+        sums_like_a_hash_map(|k| k);
+    }
+
+    #[test]
+    fn v6_pairs_sum_like_a_hash_map() {
+        // Keys differing in any one of the four words.
+        sums_like_a_hash_map(|k| [k >> 48, k & 0xff, (k >> 8) & 0xffff, k >> 24]);
     }
 }

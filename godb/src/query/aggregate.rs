@@ -4,15 +4,19 @@
 //!
 //! The key is a fixed-size `Copy` struct (unqueried attributes stay zero) with its own
 //! one-word hash, so adding a row never allocates; the table grows amortised. Rows
-//! without IPv6 addresses use a compact 24-byte key in a table of their own, IPv4
-//! rows keyed by their addresses alone an 8-byte key in a third.
+//! without IPv6 addresses use a compact 24-byte key in a table of their own. The
+//! common shapes have packed keys in open-addressing tables ([`AddrTable`]) filled
+//! straight from the columns, a group of rows at a time with their slots prefetched:
+//! IPv4 and IPv6 address pairs of the address-only groupings (talk_*) and
+//! port/protocol/layer-7 triples (apps_*).
 
 use std::net::IpAddr;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
-use super::addrtable::AddrTable;
+use super::addrtable::{mix, AddrTable, PackedKey};
+use super::attr::AttributeSet;
 use super::condition::Cols;
 use super::result::ResultRow;
 use super::statement::{Direction, SortBy, Statement};
@@ -188,20 +192,6 @@ impl AddrKey {
     }
 }
 
-impl Hash for AddrKey {
-    /// One mixed word (murmur3's finaliser over the addresses).
-    #[inline]
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        let mut x = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        x ^= x >> 33;
-        h.write_u64(x);
-    }
-}
-
 /// The key of a row grouped by port, protocol and layer 7 only (apps_port,
 /// apps_dpi, ...): the three packed into one word, for the [`AddrTable`] of small keys.
 #[inline]
@@ -242,74 +232,52 @@ pub(crate) struct CounterCols<'a> {
     pub pkts_sent: &'a [u64],
 }
 
-/// A batch of keyed rows sent from one worker to the owner of their keys.
-pub(crate) type Batch = Vec<(Key, Counters)>;
-
-/// Rows per batch sent to another worker (80 kB: below malloc's mmap threshold, so
-/// batch buffers are recycled by the allocator instead of mapped and faulted in anew).
-const BATCH: usize = 1024;
-
-/// Hash partitioning of keys between workers: each key has one owning worker, rows of
-/// keys owned by others are batched and sent to them, so the workers' tables are
-/// disjoint (half the memory each with two workers, and no merge).
-#[derive(Debug)]
-pub(crate) struct Route {
-    me: usize,
-    outbox: Vec<Batch>,
-    tx: Vec<Option<crossbeam::channel::Sender<Batch>>>,
+/// The worker owning a key whose packed hash is `h`, of `workers` (the hash's high
+/// half, which the tables do not use for their slot index, scaled to the count).
+#[inline]
+pub(crate) fn owner(h: u64, workers: usize) -> usize {
+    (((h >> 32) * workers as u64) >> 32) as usize
 }
 
-impl Route {
-    /// Worker `me` of `tx.len()`, with senders to the others (`None` for itself).
-    pub fn new(me: usize, tx: Vec<Option<crossbeam::channel::Sender<Batch>>>) -> Route {
-        Route {
-            me,
-            outbox: vec![Vec::new(); tx.len()],
-            tx,
-        }
-    }
+/// Rows hashed (and their slots prefetched) together before they are added.
+const GROUP: usize = 32;
 
-    /// The worker owning the key whose table hash is `h`.
-    #[inline]
-    fn owner(&self, h: u64) -> usize {
-        // Bits the table does not use for its bucket index or control byte.
-        ((h >> 40) as usize) % self.tx.len().max(1)
-    }
+/// The IPv6 form of an address-only key (see [`AddrTable`]'s `[u64; 4]` keys).
+#[inline]
+fn v6_pair(sip: &[u8; 16], dip: &[u8; 16]) -> [u64; 4] {
+    let w = |a: &[u8; 16], i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&a[8 * i..8 * i + 8]);
+        u64::from_ne_bytes(b)
+    };
+    [w(sip, 0), w(sip, 1), w(dip, 0), w(dip, 1)]
+}
 
-    fn push(&mut self, to: usize, k: Key, c: Counters) {
-        let Some(out) = self.outbox.get_mut(to) else {
-            return;
-        };
-        if out.capacity() == 0 {
-            out.reserve_exact(BATCH);
-        }
-        out.push((k, c));
-        if out.len() >= BATCH {
-            let batch = std::mem::take(out);
-            if let Some(Some(tx)) = self.tx.get(to) {
-                // A receiver that is gone has stopped the query already.
-                let _ = tx.send(batch);
-            }
-        }
-    }
+/// The address-only IPv6 form of `k`, if it is an IPv6 key with no other attribute.
+#[inline]
+fn v6_key(k: &Key) -> Option<[u64; 4]> {
+    (k.ipver == 6 && k.time == 0 && k.iface == 0 && k.dport == 0 && k.proto == 0 && k.l7 == 0)
+        .then(|| v6_pair(&k.sip, &k.dip))
+}
 
-    /// Sends what is left and drops the senders.
-    fn flush(&mut self) {
-        for (to, out) in self.outbox.iter_mut().enumerate() {
-            if !out.is_empty() {
-                if let Some(Some(tx)) = self.tx.get(to) {
-                    let _ = tx.send(std::mem::take(out));
-                }
-            }
-        }
-        self.tx.clear();
-    }
+/// The full key of an address-only IPv6 key.
+#[inline]
+fn from_v6_key(w: [u64; 4]) -> Key {
+    let mut k = Key {
+        ipver: 6,
+        ..Key::default()
+    };
+    k.sip[..8].copy_from_slice(&w[0].to_ne_bytes());
+    k.sip[8..].copy_from_slice(&w[1].to_ne_bytes());
+    k.dip[..8].copy_from_slice(&w[2].to_ne_bytes());
+    k.dip[8..].copy_from_slice(&w[3].to_ne_bytes());
+    k
 }
 
 /// One worker's table and scratch space.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
-    /// Rows with IPv6 addresses.
+    /// Rows with IPv6 addresses and other attributes.
     map: KeyMap,
     /// Rows without IPv6 addresses, with the compact key...
     map4: Key4Map,
@@ -317,10 +285,16 @@ pub(crate) struct Table {
     map_a: AddrTable,
     /// ... or no address, time or interface at all (see [`small_key`]).
     map_s: AddrTable,
+    /// IPv6 rows keyed by their addresses alone.
+    map_a6: AddrTable<[u64; 4]>,
     pub totals: Counters,
+    /// Rows this table accounts for (in shared mode, worker 0 counts every block).
     pub rows_scanned: u64,
-    /// Set when keys are partitioned between workers.
-    pub route: Option<Route>,
+    /// Rows this table has looked at (its own keys or not).
+    rows_seen: u64,
+    /// Set when every worker sees every row and keeps the keys it owns: (this
+    /// worker, number of workers). See [`owner`].
+    pub part: Option<(usize, usize)>,
     mask: Vec<bool>,
     pool: Vec<Vec<bool>>,
 }
@@ -334,71 +308,53 @@ impl Table {
             .saturating_add(self.map4.capacity().saturating_mul(ENTRY4_BYTES))
             .saturating_add(self.map_a.bytes())
             .saturating_add(self.map_s.bytes())
+            .saturating_add(self.map_a6.bytes())
     }
 
     /// Number of distinct keys.
     pub fn len(&self) -> usize {
-        self.map.len() + self.map4.len() + self.map_a.len() + self.map_s.len()
+        self.map.len() + self.map4.len() + self.map_a.len() + self.map_s.len() + self.map_a6.len()
     }
 
-    /// Adds `c` to key `k` here, or hands it to the worker owning it.
+    /// Whether this worker keeps the key hashed `h`.
     #[inline]
-    fn put(&mut self, k: Key, c: Counters) {
-        if let Some(v) = small_key(&k) {
-            // No address: never partitioned between workers.
-            self.map_s.add(v, &c);
-            return;
-        }
-        if let Some(ka) = AddrKey::from_key(&k) {
-            if let Some(r) = &mut self.route {
-                let to = r.owner(hash_of(&ka));
-                if to != r.me {
-                    r.push(to, k, c);
-                    return;
-                }
-            }
-            self.map_a.add(ka.0, &c);
-            return;
-        }
-        match Key4::from_key(&k) {
-            Some(k4) => {
-                if let Some(r) = &mut self.route {
-                    let to = r.owner(hash_of(&k4));
-                    if to != r.me {
-                        r.push(to, k, c);
-                        return;
-                    }
-                }
-                self.map4.entry(k4).or_default().add(&c);
-            }
-            None => {
-                if let Some(r) = &mut self.route {
-                    let to = r.owner(hash_of(&k));
-                    if to != r.me {
-                        r.push(to, k, c);
-                        return;
-                    }
-                }
-                self.map.entry(k).or_default().add(&c);
-            }
-        }
+    fn mine(&self, h: u64) -> bool {
+        self.part.map_or(true, |(me, n)| owner(h, n) == me)
     }
 
-    /// Adds `c` to key `k` in this table (owned here).
+    /// Adds `c` to key `k` if this worker owns it; whether it did.
     #[inline]
-    fn put_here(&mut self, k: Key, c: &Counters) {
+    fn put(&mut self, k: Key, c: &Counters) -> bool {
         if let Some(v) = small_key(&k) {
-            self.map_s.add(v, c);
-            return;
+            let h = mix(v);
+            if !self.mine(h) {
+                return false;
+            }
+            self.map_s.add_hashed(v, h, c);
+        } else if let Some(ka) = AddrKey::from_key(&k) {
+            let h = mix(ka.0);
+            if !self.mine(h) {
+                return false;
+            }
+            self.map_a.add_hashed(ka.0, h, c);
+        } else if let Some(k6) = v6_key(&k) {
+            let h = k6.packed_hash();
+            if !self.mine(h) {
+                return false;
+            }
+            self.map_a6.add_hashed(k6, h, c);
+        } else if let Some(k4) = Key4::from_key(&k) {
+            if !self.mine(hash_of(&k4)) {
+                return false;
+            }
+            self.map4.entry(k4).or_default().add(c);
+        } else {
+            if !self.mine(hash_of(&k)) {
+                return false;
+            }
+            self.map.entry(k).or_default().add(c);
         }
-        if let Some(ka) = AddrKey::from_key(&k) {
-            self.map_a.add(ka.0, c);
-            return;
-        }
-        match Key4::from_key(&k) {
-            Some(k4) => self.map4.entry(k4).or_default().add(c),
-            None => self.map.entry(k).or_default().add(c),
-        }
+        true
     }
 
     /// The entries, full keys, consuming the table.
@@ -411,12 +367,14 @@ impl Table {
                     .into_entries()
                     .map(|(k, c)| (AddrKey(k).to_key(), c)),
             )
+            .chain(self.map_a6.into_entries().map(|(k, c)| (from_v6_key(k), c)))
             .chain(self.map4.into_iter().map(|(k, c)| (k.to_key(), c)))
             .chain(self.map)
     }
 
-    /// Adds the rows of one block. `cols` and `counters` must have `cols.rows` rows
-    /// (the caller checks the lengths); shorter columns just end the block early.
+    /// Adds the rows of one block (those of the keys this worker owns). `cols` and
+    /// `counters` must have `cols.rows` rows (the caller checks the lengths); shorter
+    /// columns just end the block early.
     pub fn add_block(
         &mut self,
         stmt: &Statement,
@@ -441,22 +399,20 @@ impl Table {
             None => false,
         };
         // High cardinality so far (most rows were new keys): grow once for the whole
-        // chunk instead of doubling repeatedly inside it.
-        let seen = usize::try_from(self.rows_scanned).unwrap_or(usize::MAX);
+        // block instead of doubling repeatedly inside it.
+        let seen = usize::try_from(self.rows_seen).unwrap_or(usize::MAX);
         if seen > 0 && self.len().saturating_mul(2) > seen {
-            let share = match &self.route {
-                Some(r) => cols.rows / r.tx.len().max(1),
-                None => cols.rows,
-            };
-            let addr_only = with_addr_only(stmt);
-            if addr_only {
+            let share = cols.rows / self.part.map_or(1, |(_, n)| n.max(1));
+            if with_addr_only(stmt) {
                 self.map_a.reserve(share.min(cols.rows_v4));
             } else {
                 self.map4.reserve(share.min(cols.rows_v4));
             }
         }
-        self.rows_scanned += cols.rows as u64;
-        let with_ip = a.sip || a.dip;
+        self.rows_seen += cols.rows as u64;
+        if self.part.map_or(true, |(me, _)| me == 0) {
+            self.rows_scanned += cols.rows as u64;
+        }
         let rows = cols
             .rows
             .min(counters.bytes_rcvd.len())
@@ -464,7 +420,140 @@ impl Table {
             .min(counters.pkts_rcvd.len())
             .min(counters.pkts_sent.len());
         let v4 = cols.rows_v4.min(rows);
-        for i in 0..rows {
+        if filtered && self.mask.len() < rows {
+            // Cannot happen (the mask has a value per row); the general path copes.
+            self.add_rows(a, template, cols, counters, 0..rows, filtered);
+            return;
+        }
+        // Fast paths for the common shapes: address-only groupings (talk_*) and
+        // groupings by port, protocol and layer 7 only (apps_*) build their packed
+        // keys straight from the columns; everything else (and rows a fast path
+        // cannot take, e.g. from a shorter column) goes through the general key.
+        let mut done = 0;
+        if with_addr_only(stmt) {
+            let (s4, d4) = (cols.sip4, cols.dip4);
+            let (sip, dip) = (a.sip, a.dip);
+            let n4 = v4
+                .min(if sip { s4.len() } else { v4 })
+                .min(if dip { d4.len() } else { v4 });
+            let four = |s: &[[u8; 4]], on: bool, i: usize| -> u64 {
+                if on {
+                    u64::from(u32::from_ne_bytes(s[i]))
+                } else {
+                    0
+                }
+            };
+            let mut map = std::mem::take(&mut self.map_a);
+            self.add_grouped(&mut map, counters, 0..n4, filtered, |i| {
+                four(s4, sip, i) | four(d4, dip, i) << 32
+            });
+            self.map_a = map;
+            if n4 == v4 {
+                let (s6, d6) = (cols.sip6, cols.dip6);
+                let n6 = (rows - v4)
+                    .min(if sip { s6.len() } else { rows })
+                    .min(if dip { d6.len() } else { rows });
+                const NONE: [u8; 16] = [0; 16];
+                let mut map = std::mem::take(&mut self.map_a6);
+                self.add_grouped(&mut map, counters, v4..v4 + n6, filtered, |i| {
+                    let s = if sip { &s6[i - v4] } else { &NONE };
+                    let d = if dip { &d6[i - v4] } else { &NONE };
+                    v6_pair(s, d)
+                });
+                self.map_a6 = map;
+                done = v4 + n6;
+            } else {
+                done = n4;
+            }
+        } else if !(a.sip || a.dip || a.time || a.iface) {
+            let (dp, pr, l7) = (cols.dport, cols.proto, cols.l7);
+            let n = rows
+                .min(if a.dport { dp.len() } else { rows })
+                .min(if a.proto { pr.len() } else { rows })
+                .min(if a.l7 { l7.len() } else { rows });
+            let mut map = std::mem::take(&mut self.map_s);
+            self.add_grouped(&mut map, counters, 0..n, filtered, |i| {
+                let mut key = 0u64;
+                if a.dport {
+                    key |= u64::from(dp[i]);
+                }
+                if a.proto {
+                    key |= u64::from(pr[i]) << 16;
+                }
+                if a.l7 {
+                    key |= u64::from(l7[i]) << 24;
+                }
+                key
+            });
+            self.map_s = map;
+            done = n;
+        }
+        self.add_rows(a, template, cols, counters, done..rows, filtered);
+    }
+
+    /// Rows `range` (which the counters and, when `filtered`, the mask cover) into
+    /// `map`, keyed by `key_of(row)`: hashed a group at a time, the rows this worker
+    /// does not own dropped, the slots of the others prefetched, then added.
+    #[inline]
+    fn add_grouped<K: PackedKey>(
+        &mut self,
+        map: &mut AddrTable<K>,
+        counters: &CounterCols<'_>,
+        range: std::ops::Range<usize>,
+        filtered: bool,
+        key_of: impl Fn(usize) -> K,
+    ) {
+        let (br, bs) = (counters.bytes_rcvd, counters.bytes_sent);
+        let (pr, ps) = (counters.pkts_rcvd, counters.pkts_sent);
+        let mut keys = [K::default(); GROUP];
+        let mut hashes = [0u64; GROUP];
+        let mut rows = [0usize; GROUP];
+        let mut lo = range.start;
+        while lo < range.end {
+            let hi = (lo + GROUP).min(range.end);
+            let mut m = 0;
+            for i in lo..hi {
+                let key = key_of(i);
+                let h = key.packed_hash();
+                let take = (!filtered || self.mask[i]) && self.mine(h);
+                keys[m] = key;
+                hashes[m] = h;
+                rows[m] = i;
+                m += usize::from(take);
+            }
+            if map.wants_prefetch() {
+                for &h in &hashes[..m] {
+                    map.prefetch(h);
+                }
+            }
+            for j in 0..m {
+                let i = rows[j];
+                let c = Counters {
+                    bytes_rcvd: br[i],
+                    bytes_sent: bs[i],
+                    pkts_rcvd: pr[i],
+                    pkts_sent: ps[i],
+                };
+                self.totals.add(&c);
+                map.add_hashed(keys[j], hashes[j], &c);
+            }
+            lo = hi;
+        }
+    }
+
+    /// The general path: rows `range` keyed by [`Key`].
+    fn add_rows(
+        &mut self,
+        a: AttributeSet,
+        template: Key,
+        cols: &Cols<'_>,
+        counters: &CounterCols<'_>,
+        range: std::ops::Range<usize>,
+        filtered: bool,
+    ) {
+        let with_ip = a.sip || a.dip;
+        let v4 = cols.rows_v4.min(range.end);
+        for i in range {
             if filtered && !self.mask.get(i).copied().unwrap_or(false) {
                 continue;
             }
@@ -511,28 +600,9 @@ impl Table {
                 pkts_rcvd: counters.pkts_rcvd[i],
                 pkts_sent: counters.pkts_sent[i],
             };
-            self.put(k, c);
-            self.totals.add(&c);
-        }
-    }
-
-    /// Adds a batch of rows whose keys this worker owns.
-    pub fn receive(&mut self, batch: Batch) {
-        for (k, c) in batch {
-            self.put_here(k, &c);
-        }
-    }
-
-    /// Inserts the rows still queued in the tables (before counting or reading).
-    pub fn settle(&mut self) {
-        self.map_a.settle();
-        self.map_s.settle();
-    }
-
-    /// Sends the rows still waiting for other workers and closes the routes.
-    pub fn flush(&mut self) {
-        if let Some(r) = &mut self.route {
-            r.flush();
+            if self.put(k, &c) {
+                self.totals.add(&c);
+            }
         }
     }
 
@@ -548,6 +618,10 @@ impl Table {
             std::mem::swap(&mut self.map_a, &mut other.map_a);
         }
         self.map_a.merge(std::mem::take(&mut other.map_a));
+        if other.map_a6.len() > self.map_a6.len() {
+            std::mem::swap(&mut self.map_a6, &mut other.map_a6);
+        }
+        self.map_a6.merge(std::mem::take(&mut other.map_a6));
         if other.map_s.len() > self.map_s.len() {
             std::mem::swap(&mut self.map_s, &mut other.map_s);
         }
@@ -716,9 +790,8 @@ mod tests {
             ..Counters::default()
         };
         for k in [v4, v4_port, no_addr, v6, v4] {
-            t.put(k, c);
+            assert!(t.put(k, &c));
         }
-        t.settle();
         assert_eq!(t.len(), 4);
         let mut got: Vec<(Key, Counters)> = t.into_entries().collect();
         got.sort_by(|a, b| key_order(&a.0, &b.0));

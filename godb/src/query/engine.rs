@@ -1,19 +1,22 @@
 //! Running a statement: plan the days from metadata, open only the columns the query
 //! and its condition need, then decode and aggregate the blocks on worker threads
-//! (crossbeam scoped threads pulling block after block from a shared counter), each
-//! into its own table; merge the tables, order and cut.
+//! (crossbeam scoped threads), order and cut. Two ways to share the work:
+//!
+//! - groupings by address (many keys) on several workers: every block is decoded
+//!   once and aggregated by every worker, each keeping only the keys it owns by hash
+//!   (disjoint tables, nothing sent between workers, nothing merged; see `Board`);
+//! - other groupings (few keys): the workers pull block after block from a shared
+//!   counter, each into its own complete table, and the tables are merged.
 //!
 //! A block that fails to decode is reported in the result and left out; the other
 //! blocks are unaffected. The tables' memory is tracked across workers: when it would
 //! pass the statement's limit, the run stops with [`QueryError::MemoryLimit`].
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
-use crossbeam::channel::{unbounded, Receiver, Sender};
-
-use super::aggregate::{finish, Batch, CounterCols, Key, Route, Table};
+use super::aggregate::{finish, CounterCols, Key, Table};
 use super::audit::{Problem, ProblemKind};
 use super::condition::Cols;
 use super::error::QueryError;
@@ -176,6 +179,15 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
     }
     .clamp(1, MAX_THREADS);
 
+    // Address groupings on several workers: every worker aggregates every block,
+    // keeping only the keys it owns (by hash), so the workers' tables are disjoint
+    // (each holds a share of the keys, nothing is merged or sent between workers);
+    // each block is decoded once, by whichever worker reaches it first, and shared.
+    // Other groupings have few keys: each block goes to one worker, each worker keeps
+    // a complete table, and the tables are merged at the end.
+    let a = stmt.attributes;
+    let shared_mode = cores > 1 && (a.sip || a.dip);
+
     // Work items: (reader, block, first row, end row). Many blocks: one item per
     // block, each worker decoding into its own reused buffers. Too few blocks to keep
     // every core busy: large blocks are cut into chunks, each block is decoded once
@@ -183,7 +195,7 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
     // the chunks are handed out round-robin over the blocks, so that the workers
     // start by decoding different blocks instead of waiting for the same one.
     let blocks_total: usize = readers.iter().map(|(_, r)| r.len()).sum();
-    let chunked = cores > 1 && blocks_total < 4 * cores;
+    let chunked = !shared_mode && cores > 1 && blocks_total < 4 * cores;
     let chunk_rows = if chunked { CHUNK_ROWS } else { usize::MAX };
     let mut offsets = Vec::with_capacity(readers.len());
     let mut n = 0;
@@ -224,7 +236,11 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
         work.sort_by_key(|&(r, b, lo, _)| (lo, r, b));
     }
 
-    let threads = cores.min(work.len().max(1));
+    let threads = if shared_mode {
+        cores
+    } else {
+        cores.min(work.len().max(1))
+    };
 
     // Each day's reader (its mapped column files) is released as soon as the last
     // work item of the day is done, so a long scan holds the mappings (and the
@@ -247,18 +263,22 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
             )
         })
         .collect();
+    // The day's last item done: release its mapped files.
+    let item_done = |r: usize| {
+        if let Some((_, slot, left)) = slots.get(r) {
+            if left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                lock(slot).take();
+            }
+        }
+    };
 
     let next = AtomicUsize::new(0);
     let used = AtomicUsize::new(0);
     let abort = AtomicBool::new(false);
     let skipped_m = Mutex::new(skipped);
     let span = Mutex::new((i64::MAX, i64::MIN, 0usize));
+    let board = Board::new(work.len(), threads);
 
-    // Keys with addresses are many: partition them between the workers by hash so
-    // their tables are disjoint. Few keys (ports, protocols): each worker keeps its
-    // own complete table and the tables are merged at the end.
-    let a = stmt.attributes;
-    let partitioned = threads > 1 && (a.sip || a.dip);
     let check_memory = |table: &Table, reported: &mut usize| -> Result<(), QueryError> {
         let now = table.bytes();
         if now > *reported {
@@ -274,14 +294,58 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
         }
         Ok(())
     };
-
-    let worker = |me: usize, rx: Option<Receiver<Batch>>, tx: Vec<Option<Sender<Batch>>>| {
-        let mut table = Table::default();
-        if rx.is_some() {
-            table.route = Some(Route::new(me, tx));
+    let report = |e: &BlockError| {
+        lock(&skipped_m).push(SkippedBlock {
+            iface: e.iface.clone(),
+            timestamp: e.timestamp,
+            reason: e.to_string(),
+        });
+    };
+    // Aggregates `block` (rows `row_lo..row_hi`); `count` says whether this call
+    // accounts for the block (its first chunk; worker 0 in shared mode): its time
+    // span, or the reason it was skipped.
+    let aggregate = |table: &mut Table,
+                     block: &BlockData,
+                     iface: u16,
+                     row_lo: usize,
+                     row_hi: usize,
+                     count: bool,
+                     span_acc: &mut (i64, i64, usize)| {
+        if block.timestamp < ts_lo || block.timestamp > ts_hi {
+            return;
         }
+        match add(table, stmt, block, iface, row_lo, row_hi) {
+            Ok(()) => {
+                if count {
+                    span_acc.0 = span_acc.0.min(block.timestamp);
+                    span_acc.1 = span_acc.1.max(block.timestamp);
+                    span_acc.2 += 1;
+                }
+            }
+            Err(reason) => {
+                if count {
+                    lock(&skipped_m).push(SkippedBlock {
+                        iface: block.iface.clone(),
+                        timestamp: block.timestamp,
+                        reason,
+                    });
+                }
+            }
+        }
+    };
+    let finish_worker = |table: Table, span_acc: (i64, i64, usize)| {
+        let mut s = lock(&span);
+        s.0 = s.0.min(span_acc.0);
+        s.1 = s.1.max(span_acc.1);
+        s.2 += span_acc.2;
+        table
+    };
+
+    // Each block to one worker (split between them, or in chunks).
+    let split_worker = || -> Result<Table, QueryError> {
+        let mut table = Table::default();
         let mut reported = 0usize;
-        let (mut lo, mut hi, mut blocks) = (i64::MAX, i64::MIN, 0usize);
+        let mut span_acc = (i64::MAX, i64::MIN, 0usize);
         // The decoded block, refilled in place block after block (no allocation and
         // no fresh memory once the buffers have grown), and which block it holds.
         let mut own = BlockData::default();
@@ -295,7 +359,7 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
             let Some(&(r, b, row_lo, row_hi)) = work.get(i) else {
                 break;
             };
-            let Some((iface_idx, slot, left)) = slots.get(r) else {
+            let Some((iface_idx, slot, _)) = slots.get(r) else {
                 break;
             };
             let reader = lock(slot).clone();
@@ -304,15 +368,6 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                     break 'item;
                 };
                 let first_chunk = row_lo == 0;
-                let report = |e: &BlockError| {
-                    if first_chunk {
-                        lock(&skipped_m).push(SkippedBlock {
-                            iface: e.iface.clone(),
-                            timestamp: e.timestamp,
-                            reason: e.to_string(),
-                        });
-                    }
-                };
                 let block: &BlockData = if chunked {
                     let Some(cell) = offsets.get(r).and_then(|o| shared.get(o + b)) else {
                         break 'item;
@@ -320,7 +375,9 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                     match cell.get_or_init(|| reader.read(b)) {
                         Ok(d) => d,
                         Err(e) => {
-                            report(e);
+                            if first_chunk {
+                                report(e);
+                            }
                             break 'item;
                         }
                     }
@@ -337,80 +394,108 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                     }
                     &own
                 };
-                if block.timestamp < ts_lo || block.timestamp > ts_hi {
-                    break 'item;
-                }
-                match add(&mut table, stmt, block, *iface_idx as u16, row_lo, row_hi) {
-                    Ok(()) => {
-                        if first_chunk {
-                            lo = lo.min(block.timestamp);
-                            hi = hi.max(block.timestamp);
-                            blocks += 1;
-                        }
-                    }
-                    Err(reason) => {
-                        if first_chunk {
-                            lock(&skipped_m).push(SkippedBlock {
-                                iface: block.iface.clone(),
-                                timestamp: block.timestamp,
-                                reason,
-                            });
-                        }
-                    }
-                }
+                let iface = *iface_idx as u16;
+                aggregate(
+                    &mut table,
+                    block,
+                    iface,
+                    row_lo,
+                    row_hi,
+                    first_chunk,
+                    &mut span_acc,
+                );
             }
-            // The day's last item done: release its mapped files.
             drop(reader);
-            if left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                lock(slot).take();
-            }
-            if let Some(rx) = &rx {
-                while let Ok(batch) = rx.try_recv() {
-                    table.receive(batch);
-                }
-            }
+            item_done(r);
             check_memory(&table, &mut reported)?;
         }
-        // Hand over the rows still waiting for other workers, then take the rest of
-        // ours until every other worker has closed its side.
-        table.flush();
-        if let Some(rx) = rx {
-            for batch in rx.iter() {
-                if abort.load(Ordering::Relaxed) {
-                    break;
+        Ok(finish_worker(table, span_acc))
+    };
+
+    // Every block to every worker, decoded once (see `Board`).
+    let shared_worker = |me: usize| -> Result<Table, QueryError> {
+        let mut table = Table::default();
+        table.part = Some((me, threads));
+        let mut reported = 0usize;
+        let mut span_acc = (i64::MAX, i64::MIN, 0usize);
+        let mut scratch = DecodeScratch::default();
+        let mut progress = Progress::new(work.len());
+        loop {
+            if abort.load(Ordering::Relaxed) {
+                board.wake_all();
+                break;
+            }
+            match board.next(&mut progress, &abort) {
+                Step::Finish => break,
+                Step::Decode(i, mut data) => {
+                    let Some(&(r, b, ..)) = work.get(i) else {
+                        board.failed(i);
+                        continue;
+                    };
+                    let reader = slots.get(r).and_then(|(_, slot, _)| lock(slot).clone());
+                    let decoded = match reader.as_deref() {
+                        Some(reader) => reader.read_into(b, &mut data, &mut scratch),
+                        None => Err(BlockError {
+                            iface: String::new(),
+                            date: chrono::NaiveDate::MIN,
+                            block: b,
+                            timestamp: 0,
+                            file: Default::default(),
+                            kind: crate::BlockErrorKind::NoSuchBlock(0),
+                        }),
+                    };
+                    drop(reader);
+                    match decoded {
+                        Ok(()) => board.ready(i, data),
+                        Err(e) => {
+                            report(&e);
+                            board.failed(i);
+                            item_done(r);
+                        }
+                    }
                 }
-                table.receive(batch);
-                check_memory(&table, &mut reported)?;
+                Step::Process(i, data) => {
+                    let Some(&(r, ..)) = work.get(i) else {
+                        continue;
+                    };
+                    let iface = slots.get(r).map_or(0, |s| s.0) as u16;
+                    aggregate(
+                        &mut table,
+                        &data,
+                        iface,
+                        0,
+                        usize::MAX,
+                        me == 0,
+                        &mut span_acc,
+                    );
+                    drop(data);
+                    if board.consumed(i) {
+                        item_done(r);
+                    }
+                    if let Err(e) = check_memory(&table, &mut reported) {
+                        board.wake_all();
+                        return Err(e);
+                    }
+                }
             }
         }
-        table.settle();
-        let mut s = lock(&span);
-        s.0 = s.0.min(lo);
-        s.1 = s.1.max(hi);
-        s.2 += blocks;
-        Ok(table)
+        Ok(finish_worker(table, span_acc))
     };
 
     let results: Vec<Result<Table, QueryError>> = crossbeam::thread::scope(|scope| {
-        let (txs, rxs): (Vec<Sender<Batch>>, Vec<Receiver<Batch>>) =
-            (0..threads).map(|_| unbounded()).unzip();
-        let worker = &worker;
+        let split_worker = &split_worker;
+        let shared_worker = &shared_worker;
         let handles: Vec<_> = (0..threads)
             .map(|me| {
-                let (rx, tx) = if partitioned {
-                    let tx = (0..threads)
-                        .map(|p| (p != me).then(|| txs[p].clone()))
-                        .collect();
-                    (Some(rxs[me].clone()), tx)
-                } else {
-                    (None, Vec::new())
-                };
-                scope.spawn(move |_| worker(me, rx, tx))
+                scope.spawn(move |_| {
+                    if shared_mode {
+                        shared_worker(me)
+                    } else {
+                        split_worker()
+                    }
+                })
             })
             .collect();
-        // Only the workers hold senders now: a receiver ends when the others are done.
-        drop(txs);
-        drop(rxs);
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or(Err(QueryError::Worker)))
@@ -422,7 +507,7 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
     for r in results {
         tables.push(r?);
     }
-    if !partitioned {
+    if !shared_mode {
         let mut merged = Table::default();
         for t in tables.drain(..) {
             merged.merge(t);
@@ -477,6 +562,182 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Decoded blocks alive at once in shared mode, per worker (bounds the memory when
+/// one worker runs ahead of another).
+const LIVE_PER_WORKER: usize = 2;
+
+/// What a worker of the shared mode does next.
+enum Step {
+    /// Decode work item `i` into this buffer, then hand it to [`Board::ready`] (or
+    /// report [`Board::failed`]).
+    Decode(usize, Box<BlockData>),
+    /// Aggregate work item `i` (decoded), then tell [`Board::consumed`].
+    Process(usize, Arc<BlockData>),
+    /// Every item is done, or the query stopped.
+    Finish,
+}
+
+/// The state of one work item in shared mode.
+enum Cell {
+    /// Nobody has started decoding it.
+    Todo,
+    /// A worker is decoding it.
+    Decoding,
+    /// Decoded; the number of workers that still have to aggregate it.
+    Ready(Arc<BlockData>, usize),
+    /// Aggregated by every worker, or failed to decode.
+    Gone,
+}
+
+/// The blocks of a shared-mode scan: each decoded once, by the first worker free to
+/// do it, then aggregated by every worker, then its buffer reused for a later block.
+struct Board {
+    state: Mutex<BoardState>,
+    changed: Condvar,
+    threads: usize,
+}
+
+struct BoardState {
+    cells: Vec<Cell>,
+    /// Items decoding or decoded and not yet consumed by every worker.
+    live: usize,
+    /// Lowest item that may still be `Todo`.
+    next_todo: usize,
+    /// Buffers of consumed blocks, to decode later blocks into.
+    pool: Vec<BlockData>,
+}
+
+/// One worker's progress over the items: which it has aggregated (or found gone).
+struct Progress {
+    seen: Vec<bool>,
+    /// Every item below this one is seen.
+    lo: usize,
+}
+
+impl Progress {
+    fn new(items: usize) -> Progress {
+        Progress {
+            seen: vec![false; items],
+            lo: 0,
+        }
+    }
+}
+
+impl Board {
+    fn new(items: usize, threads: usize) -> Board {
+        Board {
+            state: Mutex::new(BoardState {
+                cells: (0..items).map(|_| Cell::Todo).collect(),
+                live: 0,
+                next_todo: 0,
+                pool: Vec::new(),
+            }),
+            changed: Condvar::new(),
+            threads,
+        }
+    }
+
+    /// The next step of a worker: a decoded item it has not aggregated yet, else an
+    /// item to decode (while few are alive), else it waits.
+    fn next(&self, me: &mut Progress, abort: &AtomicBool) -> Step {
+        let mut st = lock(&self.state);
+        loop {
+            if abort.load(Ordering::Relaxed) {
+                return Step::Finish;
+            }
+            while me.seen.get(me.lo).copied().unwrap_or(false) {
+                me.lo += 1;
+            }
+            let mut pending = false;
+            for i in me.lo..st.cells.len() {
+                if me.seen.get(i).copied().unwrap_or(true) {
+                    continue;
+                }
+                match &st.cells[i] {
+                    Cell::Ready(d, _) => {
+                        me.seen[i] = true;
+                        return Step::Process(i, Arc::clone(d));
+                    }
+                    Cell::Gone => me.seen[i] = true,
+                    Cell::Todo | Cell::Decoding => pending = true,
+                }
+            }
+            if !pending {
+                return Step::Finish;
+            }
+            if st.live < self.threads * LIVE_PER_WORKER {
+                let from = st.next_todo;
+                if let Some(i) = (from..st.cells.len()).find(|&i| matches!(st.cells[i], Cell::Todo))
+                {
+                    st.cells[i] = Cell::Decoding;
+                    st.live += 1;
+                    st.next_todo = i + 1;
+                    let data = Box::new(st.pool.pop().unwrap_or_default());
+                    return Step::Decode(i, data);
+                }
+            }
+            // A timeout only as a safety net: every change notifies.
+            st = self
+                .changed
+                .wait_timeout(st, std::time::Duration::from_millis(50))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    /// Item `i` is decoded: every worker may aggregate it now.
+    fn ready(&self, i: usize, data: Box<BlockData>) {
+        let mut st = lock(&self.state);
+        if let Some(c) = st.cells.get_mut(i) {
+            *c = Cell::Ready(Arc::new(*data), self.threads);
+        }
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    /// Item `i` failed to decode (reported by the caller): it is gone for everyone.
+    fn failed(&self, i: usize) {
+        let mut st = lock(&self.state);
+        if let Some(c) = st.cells.get_mut(i) {
+            *c = Cell::Gone;
+            st.live -= 1;
+        }
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    /// One worker has aggregated item `i` (and dropped its reference). Whether it
+    /// was the last one (the item is done).
+    fn consumed(&self, i: usize) -> bool {
+        let mut st = lock(&self.state);
+        let Some(Cell::Ready(_, left)) = st.cells.get_mut(i) else {
+            return false;
+        };
+        *left -= 1;
+        if *left > 0 {
+            return false;
+        }
+        if let Some(Cell::Ready(d, _)) = st
+            .cells
+            .get_mut(i)
+            .map(|c| std::mem::replace(c, Cell::Gone))
+        {
+            if let Ok(d) = Arc::try_unwrap(d) {
+                st.pool.push(d);
+            }
+        }
+        st.live -= 1;
+        drop(st);
+        self.changed.notify_all();
+        true
+    }
+
+    /// Wakes the waiting workers (the query stops).
+    fn wake_all(&self) {
+        self.changed.notify_all();
+    }
 }
 
 /// Most worker threads a query starts, whatever the statement asks for.

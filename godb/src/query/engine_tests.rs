@@ -587,3 +587,97 @@ fn foreign_entries_alone_are_not_partial() {
     assert_eq!((r.blocks_read, r.problems.len()), (6, 1));
     assert!(!r.is_partial());
 }
+
+/// A database of many blocks (more than the shared mode keeps decoded at once) with
+/// IPv4 and IPv6 rows, all-zero addresses, and many keys of equal volume (ties at
+/// every cut).
+fn many_blocks() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::create(dir.path().join("db")).unwrap();
+    let mut all = Vec::new();
+    for iface in ["eth0", "eth1"] {
+        let mut w = db.writer(iface).unwrap();
+        for b in 0..12i64 {
+            let rows: Vec<FlowRow> = (0..600u32)
+                .map(|i| {
+                    let j = i + 37 * b as u32;
+                    let (s, d) = match j % 11 {
+                        0 => (format!("2001:db8::{:x}", j % 40), "2001:db8:1::1".into()),
+                        1 => ("::".into(), "::".into()),
+                        2 => ("0.0.0.0".into(), "0.0.0.0".into()),
+                        3 => ("0.0.0.0".into(), format!("192.0.2.{}", j % 9)),
+                        _ => (
+                            format!("10.0.{}.{}", (j / 256) % 4, j % 256),
+                            format!("192.0.2.{}", j % 5),
+                        ),
+                    };
+                    // Equal volumes for most keys: ties decided by the key order.
+                    let n = if j % 13 == 0 { u64::from(j % 7) + 2 } else { 1 };
+                    flow(&s, &d, [6, 17][j as usize % 2], (j % 30) as u16, 0, n)
+                })
+                .collect();
+            let block = Block {
+                timestamp: T0 + 300 * b,
+                stats: CaptureStats::default(),
+                rows,
+            };
+            w.append(&block).unwrap();
+            all.push((iface.to_string(), block));
+        }
+    }
+    Fixture { _dir: dir, db, all }
+}
+
+#[test]
+fn shared_mode_matches_one_worker() {
+    // Address groupings on several workers: every worker sees every block and keeps
+    // the keys it owns. Same rows, order, totals and counts as one worker.
+    let f = many_blocks();
+    for q in [
+        "talk_conv",
+        "talk_src",
+        "talk_dst",
+        "agg_talk_port",
+        "sip,time",
+        "dip,iface",
+        "sip,dport",
+    ] {
+        for cond in [None, Some("dport < 20 | snet = 2001:db8::/32")] {
+            for (limit, asc) in [(10, false), (0, false), (7, true)] {
+                let mut one = stmt(q);
+                if let Some(c) = cond {
+                    one = one.with_condition(c).unwrap();
+                }
+                one.limit = limit;
+                one.ascending = asc;
+                one.threads = 1;
+                let a = check(&f, &one);
+                for threads in [2, 3] {
+                    let mut s = one.clone();
+                    s.threads = threads;
+                    let b = check(&f, &s);
+                    assert_eq!(a.rows, b.rows, "{q} {cond:?} {limit} {threads}");
+                    assert_eq!(a.totals, b.totals);
+                    assert_eq!(a.hits_total, b.hits_total);
+                    assert_eq!(a.rows_scanned, b.rows_scanned);
+                    assert_eq!(a.blocks_read, b.blocks_read);
+                    assert_eq!(a.rows_scanned, 24 * 600);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn shared_mode_stops_at_the_memory_limit() {
+    let f = many_blocks();
+    for threads in [2, 3] {
+        let mut s = stmt("talk_conv");
+        s.threads = threads;
+        s.memory_limit = 4096;
+        assert!(
+            matches!(run(&f.db, &s), Err(QueryError::MemoryLimit { .. })),
+            "{threads}"
+        );
+    }
+}
