@@ -133,7 +133,7 @@ pub struct Args {
     #[arg(long = "max-mem", value_name = "MIB", default_value_t = 4096)]
     pub max_mem: usize,
 
-    /// Worker threads; 0 uses one per core, at most one per million rows scanned.
+    /// Worker threads; 0 uses one per core, at most one per 200,000 rows scanned.
     #[arg(long = "threads", value_name = "N", default_value_t = 0)]
     pub threads: usize,
 

@@ -492,8 +492,11 @@ impl Table {
     }
 
     /// Rows `range` (which the counters and, when `filtered`, the mask cover) into
-    /// `map`, keyed by `key_of(row)`: hashed a group at a time, the rows this worker
-    /// does not own dropped, the slots of the others prefetched, then added.
+    /// `map`, keyed by `key_of(row)`. Adjacent rows of the same key are summed first
+    /// (blocks are stored sorted by flow key, so the rows of one conversation or
+    /// source are often neighbours; any order gives the same sums). Then a group of
+    /// keys at a time: hashed, those this worker does not own dropped, the slots of
+    /// the others prefetched, then added.
     #[inline]
     fn add_grouped<K: PackedKey>(
         &mut self,
@@ -506,38 +509,56 @@ impl Table {
         let (br, bs) = (counters.bytes_rcvd, counters.bytes_sent);
         let (pr, ps) = (counters.pkts_rcvd, counters.pkts_sent);
         let mut keys = [K::default(); GROUP];
+        let mut sums = [Counters::default(); GROUP];
+        let mut m = 0;
+        for i in range {
+            if filtered && !self.mask[i] {
+                continue;
+            }
+            let key = key_of(i);
+            let c = Counters {
+                bytes_rcvd: br[i],
+                bytes_sent: bs[i],
+                pkts_rcvd: pr[i],
+                pkts_sent: ps[i],
+            };
+            if m > 0 && keys[m - 1] == key {
+                sums[m - 1].add(&c);
+                continue;
+            }
+            if m == GROUP {
+                self.add_group(map, &keys, &sums);
+                m = 0;
+            }
+            keys[m] = key;
+            sums[m] = c;
+            m += 1;
+        }
+        self.add_group(map, &keys[..m], &sums[..m]);
+    }
+
+    /// Adds the summed rows of distinct-adjacent `keys` this worker owns to `map`.
+    #[inline]
+    fn add_group<K: PackedKey>(&mut self, map: &mut AddrTable<K>, keys: &[K], sums: &[Counters]) {
         let mut hashes = [0u64; GROUP];
-        let mut rows = [0usize; GROUP];
-        let mut lo = range.start;
-        while lo < range.end {
-            let hi = (lo + GROUP).min(range.end);
-            let mut m = 0;
-            for i in lo..hi {
-                let key = key_of(i);
-                let h = key.packed_hash();
-                let take = (!filtered || self.mask[i]) && self.mine(h);
-                keys[m] = key;
-                hashes[m] = h;
-                rows[m] = i;
-                m += usize::from(take);
+        let mut take = [0usize; GROUP];
+        let mut n = 0;
+        for (j, k) in keys.iter().enumerate().take(GROUP) {
+            let h = k.packed_hash();
+            hashes[n] = h;
+            take[n] = j;
+            n += usize::from(self.mine(h));
+        }
+        if map.wants_prefetch() {
+            for &h in &hashes[..n] {
+                map.prefetch(h);
             }
-            if map.wants_prefetch() {
-                for &h in &hashes[..m] {
-                    map.prefetch(h);
-                }
+        }
+        for (&h, &j) in hashes[..n].iter().zip(&take[..n]) {
+            if let (Some(k), Some(c)) = (keys.get(j), sums.get(j)) {
+                self.totals.add(c);
+                map.add_hashed(*k, h, c);
             }
-            for j in 0..m {
-                let i = rows[j];
-                let c = Counters {
-                    bytes_rcvd: br[i],
-                    bytes_sent: bs[i],
-                    pkts_rcvd: pr[i],
-                    pkts_sent: ps[i],
-                };
-                self.totals.add(&c);
-                map.add_hashed(keys[j], hashes[j], &c);
-            }
-            lo = hi;
         }
     }
 

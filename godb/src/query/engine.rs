@@ -161,8 +161,9 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
     }
     problems.sort_by(|a, b| a.path.cmp(&b.path));
     // Automatic: one worker per core, but no more than one per ROWS_PER_WORKER rows
-    // to scan; below that a second worker costs more (its own decode buffers and
-    // table, routing between tables, fresh memory from the kernel) than it saves.
+    // to scan; below that a second worker costs more (thread start, its own decode
+    // buffers and table) than it saves. From there on a second worker costs some CPU
+    // (about 20 % on 460,000 rows) but shortens the query (by about 15 %).
     let rows_total: u64 = readers
         .iter()
         .flat_map(|(_, r)| r.blocks())
@@ -744,7 +745,7 @@ impl Board {
 pub const MAX_THREADS: usize = 64;
 
 /// Rows to scan per automatic worker (see `Statement::threads`).
-pub const ROWS_PER_WORKER: u64 = 1_000_000;
+pub const ROWS_PER_WORKER: u64 = 200_000;
 
 /// Rows per work item: blocks larger than this are shared between workers.
 const CHUNK_ROWS: usize = 32_768;

@@ -110,7 +110,7 @@ pub struct Statement {
     /// Maximum memory the aggregated result may take, bytes.
     pub memory_limit: usize,
     /// Worker threads; 0 uses the number of available cores, but at most one per
-    /// million rows to scan ([`super::ROWS_PER_WORKER`]) and at most
+    /// 200,000 rows to scan ([`super::ROWS_PER_WORKER`]) and at most
     /// [`super::MAX_THREADS`].
     pub threads: usize,
 }
