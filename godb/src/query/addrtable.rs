@@ -178,17 +178,45 @@ impl<K: PackedKey> AddrTable<K> {
         }
     }
 
-    /// Moves the keys into `slots` slots (a power of two, at most 80 % full after).
+    /// Grows the table to `slots` slots (a power of two, larger than now), in place:
+    /// the slot vector is extended (for large tables a `mremap` of the same pages,
+    /// neither copied nor zeroed again) and the keys are moved to their new places in
+    /// it, instead of into a second, fresh table. Only the new part is fresh memory.
     fn rebuild(&mut self, slots: usize) {
-        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); slots]);
+        let old = self.slots.len();
+        if old == 0 {
+            self.slots = vec![Slot::default(); slots];
+            return;
+        }
+        self.slots.resize(slots, Slot::default());
         let mask = slots - 1;
-        for s in old.into_iter().filter(|s| !s.key.is_zero()) {
-            let mut i = s.key.packed_hash() as usize & mask;
-            while self.slots.get(i).is_some_and(|t| !t.key.is_zero()) {
-                i = (i + 1) & mask;
+        // Which slots hold a key already at its new place. A key still to move is
+        // picked up and placed at the first free or not yet moved slot from its new
+        // home on (moved slots are skipped); a key not yet moved found there is picked
+        // up in turn. So between a moved key's home and its slot there are only moved
+        // keys, which never leave: every probe finds its key as in a fresh table.
+        let mut moved = vec![0u64; slots.div_ceil(64)];
+        let is_moved = |m: &[u64], i: usize| m[i / 64] >> (i % 64) & 1 == 1;
+        for p in 0..old {
+            if self.slots[p].key.is_zero() || is_moved(&moved, p) {
+                continue;
             }
-            if let Some(t) = self.slots.get_mut(i) {
-                *t = s;
+            let mut cur = std::mem::take(&mut self.slots[p]);
+            'place: loop {
+                let mut i = cur.key.packed_hash() as usize & mask;
+                loop {
+                    let here = is_moved(&moved, i);
+                    let s = &mut self.slots[i];
+                    if s.key.is_zero() || !here {
+                        std::mem::swap(s, &mut cur);
+                        moved[i / 64] |= 1 << (i % 64);
+                        if cur.key.is_zero() {
+                            break 'place;
+                        }
+                        continue 'place;
+                    }
+                    i = (i + 1) & mask;
+                }
             }
         }
     }
