@@ -9,6 +9,13 @@
 //! fails harmlessly and nothing changes. Only whole 2 MiB-aligned ranges inside an
 //! allocation are advised, so no memory outside it is affected.
 //!
+//! Allocations from 4 MiB on are mapped on their own, aligned to 2 MiB (so that all of
+//! them can be huge pages; inside malloc's heaps only the aligned middle could), and
+//! grown with `mremap`, which moves the pages instead of copying them: a growing
+//! aggregation table takes only its new part as fresh memory. With worker threads,
+//! malloc serves large blocks from per-thread heaps of 4 KiB pages, whose faults (one
+//! per page, each allocated and charged on its own) cost more than the zeroing itself.
+//!
 //! Allocations from 256 KiB on (decoded columns, tables) are also populated at once
 //! (`MADV_POPULATE_WRITE`, Linux 5.14+): one system call maps all their pages instead
 //! of one page fault per 4 KiB page as they are first written. They are written
@@ -88,28 +95,128 @@ fn huge(addr: usize, size: usize) {
     }
 }
 
-// SAFETY: every call is forwarded to `System` with the same arguments; the advice on
-// the returned memory does not change its validity, size or alignment.
+/// Whether an allocation of `size` bytes aligned to `align` is mapped on its own.
+fn mapped(size: usize, align: usize) -> bool {
+    cfg!(target_os = "linux") && size >= MIN_ADVISED && align <= HUGE_PAGE
+}
+
+/// The length of the mapping of an allocation of `size` bytes: whole huge pages.
+fn mapped_len(size: usize) -> usize {
+    size.saturating_add(HUGE_PAGE - 1) & !(HUGE_PAGE - 1)
+}
+
+/// Maps `size` bytes (rounded up to whole huge pages) at a 2 MiB boundary, advised
+/// and populated; null on failure.
+#[cfg(target_os = "linux")]
+unsafe fn map_huge(size: usize) -> *mut u8 {
+    let len = mapped_len(size);
+    let Some(span) = len.checked_add(HUGE_PAGE) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+    let p = libc::mmap(
+        std::ptr::null_mut(),
+        span,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+        -1,
+        0,
+    );
+    if p == libc::MAP_FAILED {
+        return std::ptr::null_mut();
+    }
+    // Keep the 2 MiB-aligned `len` bytes inside the span, unmap the rest.
+    let addr = p as usize;
+    let start = (addr + HUGE_PAGE - 1) & !(HUGE_PAGE - 1);
+    if start > addr {
+        libc::munmap(p, start - addr);
+    }
+    let end = start + len;
+    if addr + span > end {
+        libc::munmap(end as *mut libc::c_void, addr + span - end);
+    }
+    advise(start as *mut u8, len);
+    start as *mut u8
+}
+
+#[cfg(not(target_os = "linux"))]
+unsafe fn map_huge(_: usize) -> *mut u8 {
+    std::ptr::null_mut()
+}
+
+// SAFETY: small allocations are forwarded to `System` with the same arguments (the
+// advice on the returned memory does not change its validity, size or alignment).
+// Large ones (`mapped`) are private anonymous mappings of whole huge pages, aligned to
+// 2 MiB (at least the layout's alignment), zero-filled by the kernel, unmapped with the
+// same length on dealloc and moved with `mremap` on realloc; `mapped` depends only on
+// the layout, so alloc, realloc and dealloc agree on which kind a block is.
 unsafe impl GlobalAlloc for HugePageAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if mapped(layout.size(), layout.align()) {
+            return map_huge(layout.size());
+        }
         let p = System.alloc(layout);
         advise(p, layout.size());
         p
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if mapped(layout.size(), layout.align()) {
+            // Fresh anonymous pages are zero.
+            return map_huge(layout.size());
+        }
         let p = System.alloc_zeroed(layout);
         advise(p, layout.size());
         p
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if mapped(layout.size(), layout.align()) {
+            #[cfg(target_os = "linux")]
+            libc::munmap(ptr.cast(), mapped_len(layout.size()));
+            return;
+        }
         System.dealloc(ptr, layout)
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = System.realloc(ptr, layout, new_size);
-        advise(p, new_size);
+        let (old_mapped, new_mapped) = (
+            mapped(layout.size(), layout.align()),
+            mapped(new_size, layout.align()),
+        );
+        if !old_mapped && !new_mapped {
+            let p = System.realloc(ptr, layout, new_size);
+            advise(p, new_size);
+            return p;
+        }
+        #[cfg(target_os = "linux")]
+        if old_mapped && new_mapped {
+            let (old_len, new_len) = (mapped_len(layout.size()), mapped_len(new_size));
+            if old_len == new_len {
+                return ptr;
+            }
+            // SAFETY: `ptr` is a mapping of `old_len` bytes made by `map_huge`; the
+            // kernel moves its pages (contents kept) and zero-fills any new part.
+            let p = libc::mremap(ptr.cast(), old_len, new_len, libc::MREMAP_MAYMOVE);
+            if p == libc::MAP_FAILED {
+                return std::ptr::null_mut();
+            }
+            if new_len > old_len {
+                let p = p.cast::<u8>();
+                huge(p as usize, new_len);
+                advise(p.add(old_len), new_len - old_len);
+            }
+            return p.cast();
+        }
+        // From one kind to the other: allocate, copy, free.
+        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
+            return std::ptr::null_mut();
+        };
+        let p = self.alloc(new_layout);
+        if !p.is_null() {
+            std::ptr::copy_nonoverlapping(ptr, p, layout.size().min(new_size));
+            self.dealloc(ptr, layout);
+        }
         p
     }
 }
@@ -117,6 +224,51 @@ unsafe impl GlobalAlloc for HugePageAlloc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reallocations_across_the_mapped_size_keep_contents() {
+        let a = HugePageAlloc;
+        // small -> mapped -> larger mapped -> same huge pages -> small
+        let sizes = [
+            1000,
+            MIN_ADVISED + 5,
+            MIN_ADVISED * 5 + 7,
+            MIN_ADVISED * 5 + 9,
+            MIN_ADVISED * 2,
+            100,
+        ];
+        let layout = Layout::from_size_align(sizes[0], 16).unwrap();
+        // SAFETY: every access is within the current size; each realloc is given the
+        // layout of the block it reallocates; the last block is freed with its layout.
+        unsafe {
+            let mut p = a.alloc_zeroed(layout);
+            assert!(!p.is_null());
+            for i in 0..sizes[0] {
+                assert_eq!(*p.add(i), 0);
+                *p.add(i) = (i % 251) as u8;
+            }
+            let mut size = sizes[0];
+            for &next in &sizes[1..] {
+                let q = a.realloc(p, Layout::from_size_align(size, 16).unwrap(), next);
+                assert!(!q.is_null());
+                assert_eq!(q as usize % 16, 0);
+                for i in 0..size.min(next).min(1000) {
+                    assert_eq!(
+                        *q.add(i),
+                        (i % 251) as u8,
+                        "byte {i} after {size} -> {next}"
+                    );
+                }
+                if next > size {
+                    // The grown part is writable.
+                    *q.add(next - 1) = 1;
+                }
+                p = q;
+                size = next;
+            }
+            a.dealloc(p, Layout::from_size_align(size, 16).unwrap());
+        }
+    }
 
     #[test]
     fn large_and_small_allocations_work() {
