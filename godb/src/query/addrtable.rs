@@ -17,7 +17,7 @@ const MIN_SLOTS: usize = 1024;
 pub(crate) const CACHED_SLOTS: usize = 16 * 1024;
 
 /// A fixed-size key of an [`AddrTable`]; the all-zero value is reserved.
-pub(crate) trait PackedKey: Copy + Eq + Default + std::fmt::Debug {
+pub(crate) trait PackedKey: Copy + Eq + std::hash::Hash + Default + std::fmt::Debug {
     /// Whether this is the all-zero key.
     fn is_zero(&self) -> bool;
     /// The key's mixed hash: every bit of the key moves the low bits (the slot index)
@@ -68,10 +68,16 @@ impl PackedKey for [u64; 4] {
     }
 }
 
+/// A key and its counters; packets in 32 bits (32 bytes per slot with a one-word key,
+/// two to a cache line), the part of a packet count that does not fit moved to the
+/// table's `carry` map (see [`AddrTable::add_hashed`]).
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot<K> {
     key: K,
-    c: Counters,
+    bytes_rcvd: u64,
+    bytes_sent: u64,
+    pkts_rcvd: u32,
+    pkts_sent: u32,
 }
 
 /// Packed key → summed counters.
@@ -80,6 +86,10 @@ pub(crate) struct AddrTable<K: PackedKey = u64> {
     slots: Vec<Slot<K>>,
     len: usize,
     zero: Option<Counters>,
+    /// Packets (received, sent) of keys whose 32-bit slot counts would have
+    /// overflowed: a key's count is its slot's plus this (rarely used: four billion
+    /// packets per key).
+    carry: std::collections::HashMap<K, (u64, u64)>,
 }
 
 impl<K: PackedKey> Default for AddrTable<K> {
@@ -88,8 +98,15 @@ impl<K: PackedKey> Default for AddrTable<K> {
             slots: Vec::new(),
             len: 0,
             zero: None,
+            carry: std::collections::HashMap::new(),
         }
     }
+}
+
+/// `slot + add` if it fits 32 bits, else `None`.
+#[inline]
+fn add32(slot: u32, add: u64) -> Option<u32> {
+    u32::try_from(u64::from(slot).checked_add(add)?).ok()
 }
 
 #[inline]
@@ -113,6 +130,7 @@ impl<K: PackedKey> AddrTable<K> {
     /// Bytes the table holds.
     pub fn bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<Slot<K>>()
+            + self.carry.capacity() * (std::mem::size_of::<(K, (u64, u64))>() + 1)
     }
 
     /// Whether the table is larger than the cache, so that updates should be
@@ -153,16 +171,37 @@ impl<K: PackedKey> AddrTable<K> {
             let Some(s) = self.slots.get_mut(i) else {
                 return;
             };
-            if s.key == key {
-                s.c.add(c);
-                return;
-            }
             if s.key.is_zero() {
-                *s = Slot { key, c: *c };
                 self.len += 1;
-                return;
+                s.key = key;
+            } else if s.key != key {
+                i = (i + 1) & mask;
+                continue;
             }
-            i = (i + 1) & mask;
+            s.bytes_rcvd = s.bytes_rcvd.saturating_add(c.bytes_rcvd);
+            s.bytes_sent = s.bytes_sent.saturating_add(c.bytes_sent);
+            match (
+                add32(s.pkts_rcvd, c.pkts_rcvd),
+                add32(s.pkts_sent, c.pkts_sent),
+            ) {
+                (Some(r), Some(t)) => {
+                    s.pkts_rcvd = r;
+                    s.pkts_sent = t;
+                }
+                _ => {
+                    // Move the packets to the carry map: the slot starts again at 0.
+                    let e = self.carry.entry(key).or_default();
+                    e.0 =
+                        e.0.saturating_add(u64::from(s.pkts_rcvd))
+                            .saturating_add(c.pkts_rcvd);
+                    e.1 =
+                        e.1.saturating_add(u64::from(s.pkts_sent))
+                            .saturating_add(c.pkts_sent);
+                    s.pkts_rcvd = 0;
+                    s.pkts_sent = 0;
+                }
+            }
+            return;
         }
     }
 
@@ -230,11 +269,21 @@ impl<K: PackedKey> AddrTable<K> {
 
     /// The keys and their counters, consuming the table.
     pub fn into_entries(self) -> impl Iterator<Item = (K, Counters)> {
+        let carry = self.carry;
         self.zero.map(|c| (K::default(), c)).into_iter().chain(
             self.slots
                 .into_iter()
                 .filter(|s| !s.key.is_zero())
-                .map(|s| (s.key, s.c)),
+                .map(move |s| {
+                    let (r, t) = carry.get(&s.key).copied().unwrap_or_default();
+                    let c = Counters {
+                        bytes_rcvd: s.bytes_rcvd,
+                        bytes_sent: s.bytes_sent,
+                        pkts_rcvd: r.saturating_add(u64::from(s.pkts_rcvd)),
+                        pkts_sent: t.saturating_add(u64::from(s.pkts_sent)),
+                    };
+                    (s.key, c)
+                }),
         )
     }
 }
@@ -285,6 +334,43 @@ mod tests {
         want.entry(make(1 << 50)).or_default();
         let got: HashMap<K, Counters> = t.into_entries().collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn packet_counts_beyond_32_bits_are_carried() {
+        let mut t = AddrTable::<u64>::default();
+        let mut want: HashMap<u64, Counters> = HashMap::new();
+        for i in 0..3000u64 {
+            let key = 1 + i % 7;
+            let p = match i % 5 {
+                0 => 3_000_000_000,
+                1 => u64::from(u32::MAX),
+                2 => u64::MAX / 3,
+                _ => i,
+            };
+            let c = Counters {
+                bytes_rcvd: p,
+                bytes_sent: i,
+                pkts_rcvd: p,
+                pkts_sent: if i % 2 == 0 { 1 } else { p / 2 },
+            };
+            t.add(key, &c);
+            want.entry(key).or_default().add(&c);
+        }
+        let got: HashMap<u64, Counters> = t.into_entries().collect();
+        assert_eq!(got, want);
+        // Small counts stay in the slots.
+        let mut t = AddrTable::<u64>::default();
+        t.add(
+            5,
+            &Counters {
+                pkts_rcvd: 7,
+                pkts_sent: 9,
+                ..Counters::default()
+            },
+        );
+        assert!(t.carry.is_empty());
+        assert_eq!(std::mem::size_of::<Slot<u64>>(), 32);
     }
 
     #[test]
