@@ -415,6 +415,8 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
 
     // Every block to every worker, decoded once (see `Board`).
     let shared_worker = |me: usize| -> Result<Table, QueryError> {
+        // A worker that panics stops the others, which could wait for it forever.
+        let _stop = StopOnPanic(&abort, &board);
         let mut table = Table::default();
         table.part = Some((me, threads));
         let mut reported = 0usize;
@@ -563,6 +565,18 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Stops the query (and wakes the waiting workers) when dropped by a panicking worker.
+struct StopOnPanic<'a>(&'a AtomicBool, &'a Board);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+            self.1.wake_all();
+        }
+    }
 }
 
 /// Decoded blocks alive at once in shared mode, per worker (bounds the memory when
