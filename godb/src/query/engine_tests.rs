@@ -61,18 +61,23 @@ struct Fixture {
     all: Vec<(String, Block)>,
 }
 
-fn fixture() -> Fixture {
+/// A database holding the given blocks of each interface, written through godb.
+fn fixture_of(ifaces: impl IntoIterator<Item = (&'static str, Vec<Block>)>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::create(dir.path().join("db")).unwrap();
     let mut all = Vec::new();
-    for (iface, seed, count) in [("eth0", 1, 6), ("eth1", 4, 3)] {
+    for (iface, blocks) in ifaces {
         let mut w = db.writer(iface).unwrap();
-        for b in blocks(seed, count) {
+        for b in blocks {
             w.append(&b).unwrap();
             all.push((iface.to_string(), b));
         }
     }
     Fixture { _dir: dir, db, all }
+}
+
+fn fixture() -> Fixture {
+    fixture_of([("eth0", blocks(1, 6)), ("eth1", blocks(4, 3))])
 }
 
 type RefKey = (
@@ -592,40 +597,36 @@ fn foreign_entries_alone_are_not_partial() {
 /// IPv4 and IPv6 rows, all-zero addresses, and many keys of equal volume (ties at
 /// every cut).
 fn many_blocks() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::create(dir.path().join("db")).unwrap();
-    let mut all = Vec::new();
-    for iface in ["eth0", "eth1"] {
-        let mut w = db.writer(iface).unwrap();
-        for b in 0..12i64 {
-            let rows: Vec<FlowRow> = (0..600u32)
-                .map(|i| {
-                    let j = i + 37 * b as u32;
-                    let (s, d) = match j % 11 {
-                        0 => (format!("2001:db8::{:x}", j % 40), "2001:db8:1::1".into()),
-                        1 => ("::".into(), "::".into()),
-                        2 => ("0.0.0.0".into(), "0.0.0.0".into()),
-                        3 => ("0.0.0.0".into(), format!("192.0.2.{}", j % 9)),
-                        _ => (
-                            format!("10.0.{}.{}", (j / 256) % 4, j % 256),
-                            format!("192.0.2.{}", j % 5),
-                        ),
-                    };
-                    // Equal volumes for most keys: ties decided by the key order.
-                    let n = if j % 13 == 0 { u64::from(j % 7) + 2 } else { 1 };
-                    flow(&s, &d, [6, 17][j as usize % 2], (j % 30) as u16, 0, n)
-                })
-                .collect();
-            let block = Block {
-                timestamp: T0 + 300 * b,
-                stats: CaptureStats::default(),
-                rows,
-            };
-            w.append(&block).unwrap();
-            all.push((iface.to_string(), block));
-        }
-    }
-    Fixture { _dir: dir, db, all }
+    let blocks = || -> Vec<Block> {
+        (0..12i64)
+            .map(|b| {
+                let rows: Vec<FlowRow> = (0..600u32)
+                    .map(|i| {
+                        let j = i + 37 * b as u32;
+                        let (s, d) = match j % 11 {
+                            0 => (format!("2001:db8::{:x}", j % 40), "2001:db8:1::1".into()),
+                            1 => ("::".into(), "::".into()),
+                            2 => ("0.0.0.0".into(), "0.0.0.0".into()),
+                            3 => ("0.0.0.0".into(), format!("192.0.2.{}", j % 9)),
+                            _ => (
+                                format!("10.0.{}.{}", (j / 256) % 4, j % 256),
+                                format!("192.0.2.{}", j % 5),
+                            ),
+                        };
+                        // Equal volumes for most keys: ties decided by the key order.
+                        let n = if j % 13 == 0 { u64::from(j % 7) + 2 } else { 1 };
+                        flow(&s, &d, [6, 17][j as usize % 2], (j % 30) as u16, 0, n)
+                    })
+                    .collect();
+                Block {
+                    timestamp: T0 + 300 * b,
+                    stats: CaptureStats::default(),
+                    rows,
+                }
+            })
+            .collect()
+    };
+    fixture_of([("eth0", blocks()), ("eth1", blocks())])
 }
 
 #[test]
