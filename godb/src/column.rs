@@ -367,20 +367,24 @@ pub(crate) fn decode(
     }
 }
 
-/// Little-endian integers of width `w` (1, 2, 4 or 8 bytes; byte planes when
-/// `shuffled`) from `bytes` into `out`, truncated to `T` with `conv`.
+/// Rows `lo..hi` of an integer column of `n` rows stored `w` bytes wide (little
+/// endian; byte planes of `n` bytes each when `shuffled`) from `bytes` into `out`,
+/// truncated to `T` with `conv`. `lo..hi` lies within `0..n` and `bytes` holds the
+/// `n * w` bytes (the caller checked).
 fn fill_uint<T: Copy + Default>(
     bytes: &[u8],
+    n: usize,
     w: usize,
     shuffled: bool,
+    (lo, hi): (usize, usize),
     out: &mut Vec<T>,
     conv: impl Fn(u64) -> T,
 ) {
     out.clear();
-    let n = bytes.len().checked_div(w).unwrap_or(0);
     // One allocation of the final size, not a doubling chain (fresh memory is costly).
-    out.reserve_exact(n);
+    out.reserve_exact(hi - lo);
     if !shuffled || w == 1 {
+        let bytes = bytes.get(lo * w..hi * w).unwrap_or(&[]);
         match w {
             1 => out.extend(bytes.iter().map(|&b| conv(u64::from(b)))),
             2 => out.extend(
@@ -401,32 +405,86 @@ fn fill_uint<T: Copy + Default>(
         }
         return;
     }
-    // Byte planes: value i is the sum of plane j's byte i shifted by 8j. Planes are
-    // combined in blocks of values that stay in the cache.
-    const STEP: usize = 4096;
-    let mut acc = [0u64; STEP];
-    let mut lo = 0;
-    while lo < n {
-        let hi = (lo + STEP).min(n);
-        let acc = &mut acc[..hi - lo];
-        acc.fill(0);
-        for (j, plane) in bytes.chunks_exact(n).take(w).enumerate() {
-            for (a, &b) in acc.iter_mut().zip(&plane[lo..hi]) {
-                *a |= u64::from(b) << (8 * j);
-            }
-        }
-        out.extend(acc.iter().map(|&v| conv(v)));
-        lo = hi;
+    // Byte planes: value i is the sum of plane j's byte i shifted by 8j, built in
+    // one pass over the planes.
+    match w {
+        2 => from_planes::<2, T>(bytes, n, (lo, hi), out, conv),
+        4 => from_planes::<4, T>(bytes, n, (lo, hi), out, conv),
+        _ => from_planes::<8, T>(bytes, n, (lo, hi), out, conv),
     }
 }
 
-/// Addresses of width `W` (4 or 16; byte planes when `shuffled`) from `bytes` into
-/// `out`.
-fn fill_ip<const W: usize>(bytes: &[u8], shuffled: bool, out: &mut Vec<[u8; W]>) {
+/// The `W` byte planes of `n` bytes each in `bytes`, each cut to `lo..hi` (empty
+/// when `bytes` is too short; the caller checked it is not).
+#[inline(always)]
+fn planes<const W: usize>(bytes: &[u8], n: usize, (lo, hi): (usize, usize)) -> [&[u8]; W] {
+    std::array::from_fn(|j| bytes.get(j * n + lo..j * n + hi).unwrap_or(&[]))
+}
+
+/// Rows `lo..hi` of `W` (2, 4 or 8) byte planes of `n` bytes each: value i is
+/// plane j's byte i shifted by 8j, summed over the planes, converted with `conv`.
+/// Written as zipped slices so that the compiler vectorises it.
+#[inline(always)]
+fn from_planes<const W: usize, T>(
+    bytes: &[u8],
+    n: usize,
+    range: (usize, usize),
+    out: &mut Vec<T>,
+    conv: impl Fn(u64) -> T,
+) {
+    let p = planes::<W>(bytes, n, range);
+    let len = p.iter().map(|s| s.len()).min().unwrap_or(0);
+    let p: [&[u8]; W] = p.map(|s| &s[..len]);
+    let b = |x: &u8, j: usize| u64::from(*x) << (8 * j);
+    match W {
+        2 => out.extend(
+            p[0].iter()
+                .zip(p[1])
+                .map(|(x0, x1)| conv(b(x0, 0) | b(x1, 1))),
+        ),
+        4 => {
+            let lo = p[0].iter().zip(p[1]);
+            let hi = p[2].iter().zip(p[3]);
+            out.extend(
+                lo.zip(hi)
+                    .map(|((x0, x1), (x2, x3))| conv(b(x0, 0) | b(x1, 1) | b(x2, 2) | b(x3, 3))),
+            );
+        }
+        _ => {
+            let q0 = p[0].iter().zip(p[1]).zip(p[2].iter().zip(p[3]));
+            let q1 = p[4].iter().zip(p[5]).zip(p[6].iter().zip(p[7]));
+            out.extend(
+                q0.zip(q1)
+                    .map(|(((x0, x1), (x2, x3)), ((x4, x5), (x6, x7)))| {
+                        conv(
+                            b(x0, 0)
+                                | b(x1, 1)
+                                | b(x2, 2)
+                                | b(x3, 3)
+                                | b(x4, 4)
+                                | b(x5, 5)
+                                | b(x6, 6)
+                                | b(x7, 7),
+                        )
+                    }),
+            );
+        }
+    }
+}
+
+/// Addresses `lo..hi` of `n` addresses of width `W` (4 or 16; byte planes of `n`
+/// bytes each when `shuffled`) from `bytes` (their `n * W` bytes) into `out`.
+fn fill_ip<const W: usize>(
+    bytes: &[u8],
+    n: usize,
+    shuffled: bool,
+    (lo, hi): (usize, usize),
+    out: &mut Vec<[u8; W]>,
+) {
     out.clear();
-    let n = bytes.len() / W;
-    out.reserve_exact(n);
+    out.reserve_exact(hi - lo);
     if !shuffled {
+        let bytes = bytes.get(lo * W..hi * W).unwrap_or(&[]);
         out.extend(bytes.chunks_exact(W).map(|c| {
             let mut a = [0u8; W];
             a.copy_from_slice(c);
@@ -434,25 +492,48 @@ fn fill_ip<const W: usize>(bytes: &[u8], shuffled: bool, out: &mut Vec<[u8; W]>)
         }));
         return;
     }
-    out.resize(n, [0u8; W]);
-    for (j, plane) in bytes.chunks_exact(n.max(1)).take(W).enumerate() {
-        for (a, &b) in out.iter_mut().zip(plane) {
-            a[j] = b;
+    // Byte planes: address i is byte i of each plane in turn.
+    let p = planes::<W>(bytes, n, (lo, hi));
+    let len = p.iter().map(|s| s.len()).min().unwrap_or(0);
+    if W == 4 {
+        // IPv4, the common case: all four planes at once (vectorised).
+        let q = p[0].iter().zip(p[1]).zip(p[2].iter().zip(p[3]));
+        out.extend(q.map(|((x0, x1), (x2, x3))| {
+            let mut a = [0u8; W];
+            a[..4].copy_from_slice(&[*x0, *x1, *x2, *x3]);
+            a
+        }));
+        return;
+    }
+    out.resize(len, [0u8; W]);
+    for (j, plane) in p.iter().enumerate() {
+        for (a, &x) in out.iter_mut().zip(*plane) {
+            a[j] = x;
         }
     }
 }
 
-/// Decodes one stored column block after its checksum was verified into `out`,
-/// reusing `scratch` and the capacity of `out`.
-pub(crate) fn decode_into(
+/// How the raw bytes of a column block are laid out once [`unpack`] has checked and
+/// decompressed them: the width code of their values (or [`tag::IP`]) and whether
+/// they are byte planes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RawLayout {
+    code: u8,
+    shuffled: bool,
+}
+
+/// Checks one stored column block (after its checksum was verified) against its
+/// metadata and the block's row counts, and puts its raw bytes (decompressed, still
+/// in their stored width and layout) into `out`, reusing its capacity. What
+/// [`widen`] then turns into values, any range of rows at a time.
+pub(crate) fn unpack(
     c: Column,
     stored: &[u8],
     meta: &ColumnMeta,
     rows_v4: u32,
     rows_v6: u32,
-    scratch: &mut Scratch,
-    out: Target<'_>,
-) -> Result<(), BlockErrorKind> {
+    out: &mut Vec<u8>,
+) -> Result<RawLayout, BlockErrorKind> {
     let Some((&t, payload)) = stored.split_first() else {
         return Err(BlockErrorKind::BadLength("empty column block".into()));
     };
@@ -479,7 +560,7 @@ pub(crate) fn decode_into(
         )));
     }
     let raw_len = meta.raw_len as usize;
-    let bytes: &[u8] = if lz4 {
+    if lz4 {
         // lz4 cannot expand data more than about 255-fold: refuse to allocate for a
         // length that the payload cannot possibly produce.
         if raw_len > payload.len().saturating_mul(256).saturating_add(64) {
@@ -488,17 +569,18 @@ pub(crate) fn decode_into(
                 payload.len()
             )));
         }
-        let buf = &mut scratch.lz4;
-        buf.clear();
-        buf.resize(raw_len, 0);
-        let n = lz4_flex::block::decompress_into(payload, buf)
+        // Only the growth of the buffer is zeroed: a reused buffer is overwritten.
+        if out.len() < raw_len {
+            out.resize(raw_len, 0);
+        }
+        out.truncate(raw_len);
+        let n = lz4_flex::block::decompress_into(payload, out)
             .map_err(|e| BlockErrorKind::Decompress(e.to_string()))?;
         if n != raw_len {
             return Err(BlockErrorKind::Decompress(format!(
                 "decompressed {n} bytes, expected {raw_len}"
             )));
         }
-        buf
     } else {
         if payload.len() != raw_len {
             return Err(BlockErrorKind::BadLength(format!(
@@ -506,36 +588,87 @@ pub(crate) fn decode_into(
                 payload.len()
             )));
         }
-        payload
-    };
+        out.clear();
+        out.extend_from_slice(payload);
+    }
+    Ok(RawLayout {
+        code,
+        shuffled: shuffle,
+    })
+}
+
+/// Rows `lo..hi` (clamped to the block) of a column block unpacked by [`unpack`] (its
+/// raw bytes and layout, the block's row counts) into `out`. The IPv4 rows of an
+/// address column come first: rows from `rows_v4` on are its IPv6 rows.
+pub(crate) fn widen(
+    raw: &[u8],
+    layout: RawLayout,
+    rows_v4: usize,
+    rows_v6: usize,
+    (lo, hi): (usize, usize),
+    out: Target<'_>,
+) -> Result<(), BlockErrorKind> {
+    let rows = rows_v4 + rows_v6;
+    let (lo, hi) = (lo.min(rows), hi.min(rows));
+    let (lo, hi) = (lo.min(hi), hi);
+    let RawLayout { code, shuffled } = layout;
     let w = width_of(code);
+    let expected = if code == tag::IP {
+        4 * rows_v4 + 16 * rows_v6
+    } else {
+        rows * w
+    };
+    if raw.len() != expected {
+        return Err(BlockErrorKind::BadLength(format!(
+            "{} raw bytes, expected {expected}",
+            raw.len()
+        )));
+    }
     match out {
         Target::Ip(col) => {
             if code != tag::IP {
-                return Err(BlockErrorKind::BadEncoding(t));
+                return Err(BlockErrorKind::BadEncoding(code));
             }
-            let split = 4 * v4 as usize;
-            fill_ip(&bytes[..split], shuffle, &mut col.v4);
-            fill_ip(&bytes[split..], shuffle, &mut col.v6);
+            let (b4, b6) = raw.split_at(4 * rows_v4);
+            let r4 = (lo.min(rows_v4), hi.min(rows_v4));
+            let r6 = (lo.max(rows_v4) - rows_v4, hi.max(rows_v4) - rows_v4);
+            fill_ip(b4, rows_v4, shuffled, r4, &mut col.v4);
+            fill_ip(b6, rows_v6, shuffled, r6, &mut col.v6);
         }
-        _ if code == tag::IP => return Err(BlockErrorKind::BadEncoding(t)),
+        _ if code == tag::IP => return Err(BlockErrorKind::BadEncoding(code)),
         Target::U8(v) if w == 0 => {
             v.clear();
-            v.resize(rows as usize, 0);
+            v.resize(hi - lo, 0);
         }
         Target::U16(v) if w == 0 => {
             v.clear();
-            v.resize(rows as usize, 0);
+            v.resize(hi - lo, 0);
         }
         Target::U64(v) if w == 0 => {
             v.clear();
-            v.resize(rows as usize, 0);
+            v.resize(hi - lo, 0);
         }
-        Target::U8(v) => fill_uint(bytes, w, shuffle, v, |x| x as u8),
-        Target::U16(v) => fill_uint(bytes, w, shuffle, v, |x| x as u16),
-        Target::U64(v) => fill_uint(bytes, w, shuffle, v, |x| x),
+        Target::U8(v) => fill_uint(raw, rows, w, shuffled, (lo, hi), v, |x| x as u8),
+        Target::U16(v) => fill_uint(raw, rows, w, shuffled, (lo, hi), v, |x| x as u16),
+        Target::U64(v) => fill_uint(raw, rows, w, shuffled, (lo, hi), v, |x| x),
     }
     Ok(())
+}
+
+/// Decodes one stored column block after its checksum was verified into `out`,
+/// reusing `scratch` and the capacity of `out`.
+pub(crate) fn decode_into(
+    c: Column,
+    stored: &[u8],
+    meta: &ColumnMeta,
+    rows_v4: u32,
+    rows_v6: u32,
+    scratch: &mut Scratch,
+    out: Target<'_>,
+) -> Result<(), BlockErrorKind> {
+    let layout = unpack(c, stored, meta, rows_v4, rows_v6, &mut scratch.lz4)?;
+    let (v4, v6) = (rows_v4 as usize, rows_v6 as usize);
+    widen(&scratch.lz4, layout, v4, v6, (0, v4 + v6), out)
 }
 
 #[cfg(test)]

@@ -94,5 +94,5 @@ pub use db::{day_of, validate_iface, Database, DaySummary, MAX_IFACE_LEN};
 pub use error::{BlockError, BlockErrorKind, Error, Result};
 pub use meta::{BlockMeta, ColumnMeta, FORMAT_VERSION, META_FILE};
 pub use model::{Block, CaptureStats, Counters, FlowKey, FlowRow, INTERVAL_SECS};
-pub use reader::{BlockData, DayPlan, DayReader, DecodeScratch, ScanRequest};
+pub use reader::{BlockData, DayPlan, DayReader, DecodeScratch, RawBlock, ScanRequest};
 pub use writer::{BlockWriter, LOCK_FILE};

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use memmap2::Mmap;
 
-use crate::column::{decode_into, Column, ColumnSet, IpColumn, Scratch, Target, NUM_COLUMNS};
+use crate::column::{
+    decode_into, unpack, widen, Column, ColumnSet, IpColumn, RawLayout, Scratch, Target,
+    NUM_COLUMNS,
+};
 use crate::db::{day_of, read_meta, Database};
 use crate::error::{BlockError, BlockErrorKind, Error, Result};
 use crate::meta::{BlockMeta, META_FILE};
@@ -141,6 +144,120 @@ impl BlockData {
     /// All rows, if every column was read.
     pub fn to_rows(&self) -> Option<Vec<FlowRow>> {
         (0..self.rows).map(|i| self.try_row(i)).collect()
+    }
+}
+
+/// One block's requested columns checked and decompressed, their values still in
+/// the width and layout they are stored in (an integer column whose values fit one
+/// byte takes one byte per row here, not eight). [`RawBlock::rows_into`] widens any
+/// range of its rows into a [`BlockData`]: a scan can widen a block a few thousand
+/// rows at a time into small buffers that stay in the cache, instead of holding the
+/// whole block at full width.
+///
+/// [`DayReader::read_raw_into`] refills an existing `RawBlock`, reusing its buffers.
+#[derive(Debug, Clone, Default)]
+pub struct RawBlock {
+    iface: String,
+    timestamp: i64,
+    stats: CaptureStats,
+    rows_v4: usize,
+    rows_v6: usize,
+    /// Per column: its raw bytes and layout, `None` when not read.
+    columns: [Option<RawLayout>; NUM_COLUMNS],
+    bytes: [Vec<u8>; NUM_COLUMNS],
+}
+
+impl RawBlock {
+    /// Interface of the block.
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+
+    /// End of the block's interval, UTC seconds.
+    pub fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+
+    /// Capture statistics of the interval.
+    pub fn stats(&self) -> CaptureStats {
+        self.stats
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows_v4 + self.rows_v6
+    }
+
+    /// Number of IPv4 rows (they come first).
+    pub fn rows_v4(&self) -> usize {
+        self.rows_v4
+    }
+
+    /// Refills `out` with rows `range` (clamped to the block) of the columns read:
+    /// `out.rows` is the length of the range, `out.rows_v4` the number of its IPv4
+    /// rows (the first ones), and the columns not read are `None`. The vectors of
+    /// `out` keep their capacity, so widening range after range into the same `out`
+    /// allocates only once.
+    pub fn rows_into(&self, range: std::ops::Range<usize>, out: &mut BlockData) {
+        let rows = self.rows();
+        let (lo, hi) = (range.start.min(rows), range.end.min(rows));
+        let lo = lo.min(hi);
+        if out.iface != self.iface {
+            out.iface.clone_from(&self.iface);
+        }
+        out.timestamp = self.timestamp;
+        out.stats = self.stats;
+        out.rows = hi - lo;
+        out.rows_v4 = hi.min(self.rows_v4) - lo.min(self.rows_v4);
+        for c in Column::ALL {
+            let layout = self.columns[c.index()];
+            macro_rules! slot {
+                ($field:ident, $variant:ident) => {{
+                    if layout.is_none() {
+                        out.$field = None;
+                        continue;
+                    }
+                    Target::$variant(out.$field.get_or_insert_with(Default::default))
+                }};
+            }
+            let target = match c {
+                Column::Sip => slot!(sip, Ip),
+                Column::Dip => slot!(dip, Ip),
+                Column::Proto => slot!(proto, U8),
+                Column::Dport => slot!(dport, U16),
+                Column::L7 => slot!(l7, U16),
+                Column::BytesRcvd => slot!(bytes_rcvd, U64),
+                Column::BytesSent => slot!(bytes_sent, U64),
+                Column::PktsRcvd => slot!(pkts_rcvd, U64),
+                Column::PktsSent => slot!(pkts_sent, U64),
+            };
+            let Some(layout) = layout else { continue };
+            // `read_raw_into` checked the layout against the rows; should it not
+            // match, the column comes out empty and the caller's length checks
+            // report the block.
+            if widen(
+                &self.bytes[c.index()],
+                layout,
+                self.rows_v4,
+                self.rows_v6,
+                (lo, hi),
+                target,
+            )
+            .is_err()
+            {
+                match c {
+                    Column::Sip => out.sip = Some(IpColumn::default()),
+                    Column::Dip => out.dip = Some(IpColumn::default()),
+                    Column::Proto => out.proto = Some(Vec::new()),
+                    Column::Dport => out.dport = Some(Vec::new()),
+                    Column::L7 => out.l7 = Some(Vec::new()),
+                    Column::BytesRcvd => out.bytes_rcvd = Some(Vec::new()),
+                    Column::BytesSent => out.bytes_sent = Some(Vec::new()),
+                    Column::PktsRcvd => out.pkts_rcvd = Some(Vec::new()),
+                    Column::PktsSent => out.pkts_sent = Some(Vec::new()),
+                }
+            }
+        }
     }
 }
 
@@ -384,6 +501,56 @@ impl DayReader {
         Ok(())
     }
 
+    /// Checks and decompresses block `i` of the plan (the chosen columns only) into
+    /// `raw`, reusing its buffers, without widening its values (see [`RawBlock`]):
+    /// the same checks as [`DayReader::read_into`], errors naming file and block.
+    /// After an error `raw` must not be used.
+    pub fn read_raw_into(&self, i: usize, raw: &mut RawBlock) -> Result<(), BlockError> {
+        let Some(b) = self.blocks.get(i) else {
+            return Err(BlockError {
+                iface: self.iface.clone(),
+                date: self.date,
+                block: i,
+                timestamp: 0,
+                file: PathBuf::new(),
+                kind: BlockErrorKind::NoSuchBlock(self.blocks.len()),
+            });
+        };
+        if raw.iface != self.iface {
+            raw.iface.clone_from(&self.iface);
+        }
+        self.check_rows(i, b)?;
+        raw.timestamp = b.timestamp;
+        raw.stats = b.stats;
+        raw.rows_v4 = b.rows_v4 as usize;
+        raw.rows_v6 = b.rows_v6 as usize;
+        for c in Column::ALL {
+            raw.columns[c.index()] = None;
+            if !self.columns.contains(c) {
+                continue;
+            }
+            let stored = self.stored(i, b, c)?;
+            let layout = unpack(
+                c,
+                stored,
+                b.column(c),
+                b.rows_v4,
+                b.rows_v6,
+                &mut raw.bytes[c.index()],
+            )
+            .map_err(|k| self.err(i, b, c, k))?;
+            raw.columns[c.index()] = Some(layout);
+        }
+        Ok(())
+    }
+
+    /// Like [`DayReader::read_raw_into`], into a new [`RawBlock`].
+    pub fn read_raw(&self, i: usize) -> Result<RawBlock, BlockError> {
+        let mut raw = RawBlock::default();
+        self.read_raw_into(i, &mut raw)?;
+        Ok(raw)
+    }
+
     fn err(&self, i: usize, b: &BlockMeta, c: Column, kind: BlockErrorKind) -> BlockError {
         let file = match &self.files[c.index()] {
             ColumnFile::Mapped(p, _) | ColumnFile::Unavailable(p, _) => p.clone(),
@@ -568,5 +735,123 @@ mod tests {
         let plan = db.plan(&req).unwrap().remove(0);
         let d = plan.open(&db, ColumnSet::ALL).unwrap().read(0).unwrap();
         assert_eq!(d.to_rows(), Some(vec![row]));
+    }
+
+    /// Widening a decoded block range by range gives the rows of decoding it whole,
+    /// for every column width and layout (IPv4 and IPv6 rows, counters of 0 to 8
+    /// bytes, compressible and random columns) and for ranges across the IPv4/IPv6
+    /// boundary, empty ones and ones past the end.
+    #[test]
+    fn raw_blocks_widen_to_the_rows_of_a_whole_decode() {
+        use crate::{Block, CaptureStats, Counters, FlowKey, FlowRow};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("db")).unwrap();
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut w = db.writer("eth0").unwrap();
+        // Block 0: counters of every width; block 1: all-zero counters, few keys.
+        for (t, scale) in [
+            (1_700_000_100, [1u64 << 8, 1 << 16, 1 << 32, u64::MAX]),
+            (1_700_000_400, [0; 4]),
+        ] {
+            let rows: Vec<FlowRow> = (0..5000u64)
+                .map(|i| {
+                    let r = next();
+                    let (sip, dip) = if i % 5 == 0 {
+                        let a: std::net::Ipv6Addr =
+                            [0x2001, 0xdb8, 0, 0, 0, 0, (r >> 16) as u16, r as u16].into();
+                        (a.into(), std::net::Ipv6Addr::LOCALHOST.into())
+                    } else {
+                        let a: std::net::Ipv4Addr = ((r >> 32) as u32 % 50_000).into();
+                        (a.into(), std::net::Ipv4Addr::from(r as u32).into())
+                    };
+                    let mut c = |k: usize| {
+                        let v = next();
+                        if scale[k] == 0 {
+                            0
+                        } else {
+                            v % scale[k]
+                        }
+                    };
+                    FlowRow {
+                        key: FlowKey {
+                            sip,
+                            dip,
+                            proto: (r % 3) as u8 * 11,
+                            dport: r as u16,
+                            l7: (r % 7) as u16,
+                        },
+                        counters: Counters {
+                            bytes_rcvd: c(3),
+                            bytes_sent: c(2),
+                            pkts_rcvd: c(1),
+                            pkts_sent: c(0),
+                        },
+                    }
+                })
+                .collect();
+            w.append(&Block {
+                timestamp: t,
+                stats: CaptureStats::default(),
+                rows,
+            })
+            .unwrap();
+        }
+        let req = ScanRequest {
+            ifaces: vec![],
+            first: 0,
+            last: i64::MAX,
+        };
+        let plan = db.plan(&req).unwrap().remove(0);
+        let only = ColumnSet::EMPTY
+            .with(Column::Dip)
+            .with(Column::PktsSent)
+            .with(Column::Sip);
+        for columns in [ColumnSet::ALL, only] {
+            let reader = plan.open(&db, columns).unwrap();
+            let mut raw = RawBlock::default();
+            let mut part = BlockData::default();
+            for b in 0..reader.len() {
+                let whole = reader.read(b).unwrap();
+                reader.read_raw_into(b, &mut raw).unwrap();
+                assert_eq!((raw.rows(), raw.rows_v4()), (whole.rows, whole.rows_v4));
+                assert_eq!(raw.timestamp(), whole.timestamp);
+                let v4 = whole.rows_v4;
+                for (lo, hi) in [
+                    (0, 5000),
+                    (0, 1),
+                    (v4 - 3, v4 + 3),
+                    (v4, 5000),
+                    (17, 4097),
+                    (4990, 9999),
+                    (2000, 2000),
+                    (6000, 7000),
+                ] {
+                    raw.rows_into(lo..hi, &mut part);
+                    let (lo, hi) = (lo.min(5000), hi.min(5000));
+                    assert_eq!(part.rows, hi - lo);
+                    assert_eq!(part.rows_v4, hi.min(v4) - lo.min(v4));
+                    for i in lo..hi {
+                        assert_eq!(
+                            part.try_row(i - lo),
+                            whole.try_row(i),
+                            "block {b} row {i} of {lo}..{hi}"
+                        );
+                        let ip = |d: &BlockData, i: usize| d.sip.as_ref().and_then(|c| c.get(i));
+                        assert_eq!(ip(&part, i - lo), ip(&whole, i));
+                        let p = |d: &BlockData, i: usize| {
+                            d.pkts_sent.as_ref().and_then(|c| c.get(i).copied())
+                        };
+                        assert_eq!(p(&part, i - lo), p(&whole, i));
+                    }
+                    assert_eq!(part.proto.is_some(), columns.contains(Column::Proto));
+                }
+            }
+        }
     }
 }
