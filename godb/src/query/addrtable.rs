@@ -275,7 +275,12 @@ impl<K: PackedKey> AddrTable<K> {
                 .into_iter()
                 .filter(|s| !s.key.is_zero())
                 .map(move |s| {
-                    let (r, t) = carry.get(&s.key).copied().unwrap_or_default();
+                    // (The carry map is almost always empty: no hashing then.)
+                    let (r, t) = if carry.is_empty() {
+                        (0, 0)
+                    } else {
+                        carry.get(&s.key).copied().unwrap_or_default()
+                    };
                     let c = Counters {
                         bytes_rcvd: s.bytes_rcvd,
                         bytes_sent: s.bytes_sent,

@@ -242,6 +242,26 @@ pub(crate) fn owner(h: u64, workers: usize) -> usize {
 /// Rows hashed (and their slots prefetched) together before they are added.
 const GROUP: usize = 32;
 
+/// A group of summed rows, hashed, their slots prefetched, waiting to be added.
+#[derive(Debug, Clone, Copy)]
+struct Staged<K> {
+    keys: [K; GROUP],
+    sums: [Counters; GROUP],
+    hashes: [u64; GROUP],
+    n: usize,
+}
+
+impl<K: PackedKey> Default for Staged<K> {
+    fn default() -> Self {
+        Staged {
+            keys: [K::default(); GROUP],
+            sums: [Counters::default(); GROUP],
+            hashes: [0; GROUP],
+            n: 0,
+        }
+    }
+}
+
 /// The IPv6 form of an address-only key (see [`AddrTable`]'s `[u64; 4]` keys).
 #[inline]
 fn v6_pair(sip: &[u8; 16], dip: &[u8; 16]) -> [u64; 4] {
@@ -508,9 +528,44 @@ impl Table {
     ) {
         let (br, bs) = (counters.bytes_rcvd, counters.bytes_sent);
         let (pr, ps) = (counters.pkts_rcvd, counters.pkts_sent);
+        if self.part.is_none() && !map.wants_prefetch() {
+            // A table in the cache that keeps every key: nothing to prefetch or
+            // drop, so each run of equal keys goes straight in.
+            let mut run: Option<(K, Counters)> = None;
+            for i in range {
+                if filtered && !self.mask[i] {
+                    continue;
+                }
+                let key = key_of(i);
+                let c = Counters {
+                    bytes_rcvd: br[i],
+                    bytes_sent: bs[i],
+                    pkts_rcvd: pr[i],
+                    pkts_sent: ps[i],
+                };
+                match &mut run {
+                    Some((k, sum)) if *k == key => sum.add(&c),
+                    _ => {
+                        if let Some((k, sum)) = run.replace((key, c)) {
+                            self.totals.add(&sum);
+                            map.add_hashed(k, k.packed_hash(), &sum);
+                        }
+                    }
+                }
+            }
+            if let Some((k, sum)) = run {
+                self.totals.add(&sum);
+                map.add_hashed(k, k.packed_hash(), &sum);
+            }
+            return;
+        }
         let mut keys = [K::default(); GROUP];
         let mut sums = [Counters::default(); GROUP];
         let mut m = 0;
+        // Two staged groups in turn: a group's slots are prefetched while the group
+        // before it is added, so the misses have a whole group's time to arrive.
+        let mut staged = [Staged::<K>::default(), Staged::<K>::default()];
+        let mut cur = 0;
         for i in range {
             if filtered && !self.mask[i] {
                 continue;
@@ -527,39 +582,59 @@ impl Table {
                 continue;
             }
             if m == GROUP {
-                self.add_group(map, &keys, &sums);
+                self.stage(map, &keys, &sums, &mut staged[cur]);
+                cur ^= 1;
+                self.apply(map, &mut staged[cur]);
                 m = 0;
             }
             keys[m] = key;
             sums[m] = c;
             m += 1;
         }
-        self.add_group(map, &keys[..m], &sums[..m]);
+        self.stage(map, &keys[..m], &sums[..m], &mut staged[cur]);
+        self.apply(map, &mut staged[cur ^ 1]);
+        self.apply(map, &mut staged[cur]);
     }
 
-    /// Adds the summed rows of distinct-adjacent `keys` this worker owns to `map`.
+    /// Hashes the summed rows of distinct-adjacent `keys`, keeps those this worker
+    /// owns in `to` and prefetches their slots (for [`Table::apply`] later).
     #[inline]
-    fn add_group<K: PackedKey>(&mut self, map: &mut AddrTable<K>, keys: &[K], sums: &[Counters]) {
-        let mut hashes = [0u64; GROUP];
-        let mut take = [0usize; GROUP];
+    fn stage<K: PackedKey>(
+        &self,
+        map: &AddrTable<K>,
+        keys: &[K],
+        sums: &[Counters],
+        to: &mut Staged<K>,
+    ) {
         let mut n = 0;
-        for (j, k) in keys.iter().enumerate().take(GROUP) {
+        for (k, c) in keys.iter().zip(sums).take(GROUP) {
             let h = k.packed_hash();
-            hashes[n] = h;
-            take[n] = j;
+            to.hashes[n] = h;
+            to.keys[n] = *k;
+            to.sums[n] = *c;
             n += usize::from(self.mine(h));
         }
+        to.n = n;
         if map.wants_prefetch() {
-            for &h in &hashes[..n] {
+            for &h in &to.hashes[..n] {
                 map.prefetch(h);
             }
         }
-        for (&h, &j) in hashes[..n].iter().zip(&take[..n]) {
-            if let (Some(k), Some(c)) = (keys.get(j), sums.get(j)) {
-                self.totals.add(c);
-                map.add_hashed(*k, h, c);
-            }
+    }
+
+    /// Adds the rows staged in `from` to `map` and empties it.
+    #[inline]
+    fn apply<K: PackedKey>(&mut self, map: &mut AddrTable<K>, from: &mut Staged<K>) {
+        let n = from.n.min(GROUP);
+        for ((k, c), &h) in from.keys[..n]
+            .iter()
+            .zip(&from.sums[..n])
+            .zip(&from.hashes[..n])
+        {
+            self.totals.add(c);
+            map.add_hashed(*k, h, c);
         }
+        from.n = 0;
     }
 
     /// The general path: rows `range` keyed by [`Key`].

@@ -1,11 +1,21 @@
 //! Running a statement: plan the days from metadata, open only the columns the query
 //! and its condition need, then decode and aggregate the blocks on worker threads
-//! (crossbeam scoped threads), order and cut. Two ways to share the work:
+//! (crossbeam scoped threads), order and cut.
 //!
-//! - groupings by address (many keys) on several workers: every block is decoded
-//!   once and aggregated by every worker, each keeping only the keys it owns by hash
-//!   (disjoint tables, nothing sent between workers, nothing merged; see `Board`);
-//! - other groupings (few keys): the workers pull block after block from a shared
+//! A block is decoded in two steps: its columns are checked and decompressed once
+//! ([`RawBlock`], values still in their stored width), then widened a range of rows
+//! at a time into small buffers that stay in the cache while they are aggregated. A
+//! scan thus never holds a whole block at full width (eight bytes per counter and
+//! row): fresh memory, which the kernel has to zero, was most of a short query's cost.
+//!
+//! Two ways to share the work:
+//!
+//! - groupings by address (many keys) on several workers: the blocks are cut into
+//!   chunks, each chunk widened once and aggregated by every worker, each keeping
+//!   only the keys it owns by hash (disjoint tables, nothing sent between workers,
+//!   nothing merged; see `Board`);
+//! - other groupings (few keys): the workers pull block after block (or chunk after
+//!   chunk, when there are fewer blocks than the workers could share) from a shared
 //!   counter, each into its own complete table, and the tables are merged.
 //!
 //! A block that fails to decode is reported in the result and left out; the other
@@ -13,7 +23,7 @@
 //! pass the statement's limit, the run stops with [`QueryError::MemoryLimit`].
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use super::aggregate::{finish, CounterCols, Key, Table};
@@ -23,8 +33,7 @@ use super::error::QueryError;
 use super::result::{QueryResult, SkippedBlock};
 use super::statement::Statement;
 use crate::{
-    BlockData, BlockError, Column, ColumnSet, Database, DayReader, DecodeScratch, IpColumn,
-    ScanRequest,
+    BlockData, BlockError, Column, ColumnSet, Database, DayReader, IpColumn, RawBlock, ScanRequest,
 };
 
 /// The columns `stmt` reads: its attributes, its condition's, and the four counters.
@@ -189,26 +198,28 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
     let a = stmt.attributes;
     let shared_mode = cores > 1 && (a.sip || a.dip);
 
-    // Work items: (reader, block, first row, end row). Many blocks: one item per
-    // block, each worker decoding into its own reused buffers. Too few blocks to keep
-    // every core busy: large blocks are cut into chunks, each block is decoded once
-    // (by the first worker to reach it) and shared by the workers of its chunks, and
-    // the chunks are handed out round-robin over the blocks, so that the workers
-    // start by decoding different blocks instead of waiting for the same one.
+    // Work items: (reader, block, first row, end row). Many blocks on workers of
+    // their own: one item per block, each worker decoding into its own reused
+    // buffers. Otherwise blocks are cut into chunks; each block is decoded once (by
+    // the first worker to reach one of its chunks, see `RawShelf`) and its chunks
+    // widened from it. Too few blocks to keep every core busy: the chunks are handed
+    // out round-robin over the blocks, so that the workers start by decoding
+    // different blocks instead of waiting for the same one. In shared mode each
+    // chunk is widened once and aggregated by every worker; the chunks of `threads`
+    // blocks at a time are interleaved, for the same reason.
     let blocks_total: usize = readers.iter().map(|(_, r)| r.len()).sum();
-    let chunked = !shared_mode && cores > 1 && blocks_total < 4 * cores;
-    let chunk_rows = if chunked { CHUNK_ROWS } else { usize::MAX };
+    let chunked = shared_mode || (cores > 1 && blocks_total < 4 * cores);
+    let chunk_rows = match (shared_mode, chunked) {
+        (true, _) => SHARED_CHUNK_ROWS,
+        (false, true) => CHUNK_ROWS,
+        (false, false) => usize::MAX,
+    };
     let mut offsets = Vec::with_capacity(readers.len());
     let mut n = 0;
     for (_, r) in &readers {
         offsets.push(n);
         n += r.len();
     }
-    let shared: Vec<OnceLock<Result<BlockData, BlockError>>> = if chunked {
-        (0..blocks_total).map(|_| OnceLock::new()).collect()
-    } else {
-        Vec::new()
-    };
     let mut work: Vec<(usize, usize, usize, usize)> = readers
         .iter()
         .enumerate()
@@ -232,10 +243,27 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                 })
         })
         .collect();
-    if chunked {
+    if shared_mode {
+        // Blocks in groups of one per core, round-robin within each group.
+        let per = cores.max(1);
+        work.sort_by_key(|&(r, b, lo, _)| {
+            let k = offsets.get(r).copied().unwrap_or(0) + b;
+            (k / per, lo, k)
+        });
+    } else if chunked {
         // Round-robin: chunk 0 of every block, then chunk 1 of every block, ...
         work.sort_by_key(|&(r, b, lo, _)| (lo, r, b));
     }
+    // Chunks per block still to widen (when the last is, the decoded block goes).
+    let mut chunks_of = vec![0usize; if chunked { blocks_total } else { 0 }];
+    if chunked {
+        for &(r, b, ..) in &work {
+            if let Some(n) = offsets.get(r).and_then(|o| chunks_of.get_mut(o + b)) {
+                *n += 1;
+            }
+        }
+    }
+    let shelf = RawShelf::new(&chunks_of);
 
     let threads = if shared_mode {
         cores
@@ -302,36 +330,77 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
             reason: e.to_string(),
         });
     };
-    // Aggregates `block` (rows `row_lo..row_hi`); `count` says whether this call
-    // accounts for the block (its first chunk; worker 0 in shared mode): its time
-    // span, or the reason it was skipped.
-    let aggregate = |table: &mut Table,
-                     block: &BlockData,
-                     iface: u16,
-                     row_lo: usize,
-                     row_hi: usize,
-                     count: bool,
-                     span_acc: &mut (i64, i64, usize)| {
-        if block.timestamp < ts_lo || block.timestamp > ts_hi {
+    // Accounts for a block aggregated (its time span) or left out (the reason).
+    let account = |result: Result<(), String>,
+                   iface: &str,
+                   ts: i64,
+                   span_acc: &mut (i64, i64, usize)| match result {
+        Ok(()) => {
+            span_acc.0 = span_acc.0.min(ts);
+            span_acc.1 = span_acc.1.max(ts);
+            span_acc.2 += 1;
+        }
+        Err(reason) => lock(&skipped_m).push(SkippedBlock {
+            iface: iface.to_string(),
+            timestamp: ts,
+            reason,
+        }),
+    };
+    // Aggregates rows `row_lo..row_hi` of `block`, widened `WIDEN_ROWS` at a time
+    // into the worker's `rows` buffers (which stay in the cache); `count` says
+    // whether this call accounts for the block (its first chunk).
+    #[allow(clippy::too_many_arguments)]
+    let aggregate_raw = |table: &mut Table,
+                         block: &RawBlock,
+                         rows: &mut BlockData,
+                         iface: u16,
+                         row_lo: usize,
+                         row_hi: usize,
+                         count: bool,
+                         span_acc: &mut (i64, i64, usize)| {
+        let ts = block.timestamp();
+        if ts < ts_lo || ts > ts_hi {
             return;
         }
-        match add(table, stmt, block, iface, row_lo, row_hi) {
-            Ok(()) => {
-                if count {
-                    span_acc.0 = span_acc.0.min(block.timestamp);
-                    span_acc.1 = span_acc.1.max(block.timestamp);
-                    span_acc.2 += 1;
-                }
+        let (row_lo, row_hi) = (row_lo.min(block.rows()), row_hi.min(block.rows()));
+        let mut at = row_lo;
+        let mut result = Ok(());
+        while at < row_hi && result.is_ok() {
+            let end = row_hi.min(at + WIDEN_ROWS);
+            block.rows_into(at..end, rows);
+            result = add(table, stmt, rows, iface, 0, usize::MAX);
+            at = end;
+        }
+        if count {
+            account(result, block.iface(), ts, span_acc);
+        }
+    };
+    // The decoded block `b` of reader `r`, decoded now if no worker has yet (a
+    // failure reported once); `None` for an item that does not exist.
+    let raw_block = |r: usize, b: usize| {
+        let k = offsets.get(r)? + b;
+        Some(shelf.get(k, |raw| {
+            let reader = slots.get(r).and_then(|(_, slot, _)| lock(slot).clone());
+            let result = match reader.as_deref() {
+                Some(reader) => reader.read_raw_into(b, raw),
+                None => Err(BlockError {
+                    iface: String::new(),
+                    date: chrono::NaiveDate::MIN,
+                    block: b,
+                    timestamp: 0,
+                    file: Default::default(),
+                    kind: crate::BlockErrorKind::NoSuchBlock(0),
+                }),
+            };
+            if let Err(e) = &result {
+                report(e);
             }
-            Err(reason) => {
-                if count {
-                    lock(&skipped_m).push(SkippedBlock {
-                        iface: block.iface.clone(),
-                        timestamp: block.timestamp,
-                        reason,
-                    });
-                }
-            }
+            result
+        }))
+    };
+    let raw_done = |r: usize, b: usize| {
+        if let Some(o) = offsets.get(r) {
+            shelf.widened(o + b);
         }
     };
     let finish_worker = |table: Table, span_acc: (i64, i64, usize)| {
@@ -348,9 +417,10 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
         let mut reported = 0usize;
         let mut span_acc = (i64::MAX, i64::MIN, 0usize);
         // The decoded block, refilled in place block after block (no allocation and
-        // no fresh memory once the buffers have grown), and which block it holds.
-        let mut own = BlockData::default();
-        let mut scratch = DecodeScratch::default();
+        // no fresh memory once the buffers have grown), and which block it holds;
+        // the rows being aggregated, widened from it.
+        let mut own = RawBlock::default();
+        let mut rows = BlockData::default();
         let mut cached: Option<(usize, usize)> = None;
         loop {
             if abort.load(Ordering::Relaxed) {
@@ -369,36 +439,41 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                     break 'item;
                 };
                 let first_chunk = row_lo == 0;
-                let block: &BlockData = if chunked {
-                    let Some(cell) = offsets.get(r).and_then(|o| shared.get(o + b)) else {
+                let iface = *iface_idx as u16;
+                if chunked {
+                    let Some(decoded) = raw_block(r, b) else {
                         break 'item;
                     };
-                    match cell.get_or_init(|| reader.read(b)) {
-                        Ok(d) => d,
+                    if let Ok(block) = decoded.as_ref() {
+                        aggregate_raw(
+                            &mut table,
+                            block,
+                            &mut rows,
+                            iface,
+                            row_lo,
+                            row_hi,
+                            first_chunk,
+                            &mut span_acc,
+                        );
+                    }
+                    drop(decoded);
+                    raw_done(r, b);
+                    break 'item;
+                }
+                if cached != Some((r, b)) {
+                    cached = None;
+                    match reader.read_raw_into(b, &mut own) {
+                        Ok(()) => cached = Some((r, b)),
                         Err(e) => {
-                            if first_chunk {
-                                report(e);
-                            }
+                            report(&e);
                             break 'item;
                         }
                     }
-                } else {
-                    if cached != Some((r, b)) {
-                        cached = None;
-                        match reader.read_into(b, &mut own, &mut scratch) {
-                            Ok(()) => cached = Some((r, b)),
-                            Err(e) => {
-                                report(&e);
-                                break 'item;
-                            }
-                        }
-                    }
-                    &own
-                };
-                let iface = *iface_idx as u16;
-                aggregate(
+                }
+                aggregate_raw(
                     &mut table,
-                    block,
+                    &own,
+                    &mut rows,
                     iface,
                     row_lo,
                     row_hi,
@@ -413,7 +488,7 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
         Ok(finish_worker(table, span_acc))
     };
 
-    // Every block to every worker, decoded once (see `Board`).
+    // Every chunk to every worker, widened once (see `Board`).
     let shared_worker = |me: usize| -> Result<Table, QueryError> {
         // A worker that panics stops the others, which could wait for it forever.
         let _stop = StopOnPanic(&abort, &board);
@@ -421,7 +496,6 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
         table.part = Some((me, threads));
         let mut reported = 0usize;
         let mut span_acc = (i64::MAX, i64::MIN, 0usize);
-        let mut scratch = DecodeScratch::default();
         let mut progress = Progress::new(work.len());
         loop {
             if abort.load(Ordering::Relaxed) {
@@ -431,46 +505,41 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
             match board.next(&mut progress, &abort) {
                 Step::Finish => break,
                 Step::Decode(i, mut data) => {
-                    let Some(&(r, b, ..)) = work.get(i) else {
+                    // Widen the chunk (decoding its block first if nobody has).
+                    let Some(&(r, b, lo, hi)) = work.get(i) else {
                         board.failed(i);
                         continue;
                     };
-                    let reader = slots.get(r).and_then(|(_, slot, _)| lock(slot).clone());
-                    let decoded = match reader.as_deref() {
-                        Some(reader) => reader.read_into(b, &mut data, &mut scratch),
-                        None => Err(BlockError {
-                            iface: String::new(),
-                            date: chrono::NaiveDate::MIN,
-                            block: b,
-                            timestamp: 0,
-                            file: Default::default(),
-                            kind: crate::BlockErrorKind::NoSuchBlock(0),
-                        }),
-                    };
-                    drop(reader);
-                    match decoded {
-                        Ok(()) => board.ready(i, data),
-                        Err(e) => {
-                            report(&e);
-                            board.failed(i);
-                            item_done(r);
+                    let decoded = raw_block(r, b);
+                    let ok = match decoded.as_deref() {
+                        Some(Ok(block)) => {
+                            block.rows_into(lo..hi, &mut data);
+                            true
                         }
+                        _ => false,
+                    };
+                    drop(decoded);
+                    raw_done(r, b);
+                    if ok {
+                        board.ready(i, data);
+                    } else {
+                        board.failed(i);
+                        item_done(r);
                     }
                 }
                 Step::Process(i, data) => {
-                    let Some(&(r, ..)) = work.get(i) else {
+                    let Some(&(r, _, lo, _)) = work.get(i) else {
                         continue;
                     };
                     let iface = slots.get(r).map_or(0, |s| s.0) as u16;
-                    aggregate(
-                        &mut table,
-                        &data,
-                        iface,
-                        0,
-                        usize::MAX,
-                        me == 0,
-                        &mut span_acc,
-                    );
+                    let ts = data.timestamp;
+                    if ts >= ts_lo && ts <= ts_hi {
+                        let result = add(&mut table, stmt, &data, iface, 0, usize::MAX);
+                        // Worker 0 accounts for the block, at its first chunk.
+                        if me == 0 && lo == 0 {
+                            account(result, &data.iface, ts, &mut span_acc);
+                        }
+                    }
                     drop(data);
                     if board.consumed(i) {
                         item_done(r);
@@ -579,16 +648,88 @@ impl Drop for StopOnPanic<'_> {
     }
 }
 
-/// Decoded blocks alive at once in shared mode, per worker (bounds the memory when
+/// The decoded blocks of a chunked scan: each block decoded once, by the first
+/// worker that needs one of its chunks (the others wait for it), kept while chunks
+/// of it are still to be widened, then its buffers reused for a later block.
+struct RawShelf {
+    blocks: Vec<ShelfSlot>,
+    pool: Mutex<Vec<RawBlock>>,
+}
+
+/// One block on the shelf: the decoded block (or why it could not be), and the
+/// number of its chunks not yet widened.
+struct ShelfSlot {
+    decoded: Mutex<Option<Arc<Result<RawBlock, BlockError>>>>,
+    left: AtomicUsize,
+}
+
+impl RawShelf {
+    /// A shelf for blocks of `chunks[k]` chunks each.
+    fn new(chunks: &[usize]) -> RawShelf {
+        RawShelf {
+            blocks: chunks
+                .iter()
+                .map(|&n| ShelfSlot {
+                    decoded: Mutex::new(None),
+                    left: AtomicUsize::new(n),
+                })
+                .collect(),
+            pool: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Block `k`, decoded by `decode` (into a reused buffer) if it is not yet.
+    fn get(
+        &self,
+        k: usize,
+        decode: impl FnOnce(&mut RawBlock) -> Result<(), BlockError>,
+    ) -> Arc<Result<RawBlock, BlockError>> {
+        let Some(slot) = self.blocks.get(k) else {
+            return Arc::new(Err(BlockError {
+                iface: String::new(),
+                date: chrono::NaiveDate::MIN,
+                block: k,
+                timestamp: 0,
+                file: Default::default(),
+                kind: crate::BlockErrorKind::NoSuchBlock(self.blocks.len()),
+            }));
+        };
+        let mut held = lock(&slot.decoded);
+        if let Some(d) = held.as_ref() {
+            return Arc::clone(d);
+        }
+        let mut raw = lock(&self.pool).pop().unwrap_or_default();
+        let d = Arc::new(decode(&mut raw).map(|()| raw));
+        *held = Some(Arc::clone(&d));
+        d
+    }
+
+    /// One chunk of block `k` is widened (and the caller has dropped the block):
+    /// after its last chunk the block's buffers go back to the pool.
+    fn widened(&self, k: usize) {
+        let Some(slot) = self.blocks.get(k) else {
+            return;
+        };
+        if slot.left.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let taken = lock(&slot.decoded).take();
+        if let Some(Ok(Ok(raw))) = taken.map(Arc::try_unwrap) {
+            lock(&self.pool).push(raw);
+        }
+    }
+}
+
+/// Widened chunks alive at once in shared mode, per worker (bounds the memory when
 /// one worker runs ahead of another).
 const LIVE_PER_WORKER: usize = 2;
 
 /// What a worker of the shared mode does next.
 enum Step {
-    /// Decode work item `i` into this buffer, then hand it to [`Board::ready`] (or
-    /// report [`Board::failed`]).
+    /// Widen work item `i` (a chunk of a block) into this buffer, then hand it to
+    /// [`Board::ready`] (or report [`Board::failed`]).
     Decode(usize, Box<BlockData>),
-    /// Aggregate work item `i` (decoded), then tell [`Board::consumed`].
+    /// Aggregate work item `i` (widened), then tell [`Board::consumed`].
     Process(usize, Arc<BlockData>),
     /// Every item is done, or the query stopped.
     Finish,
@@ -596,18 +737,19 @@ enum Step {
 
 /// The state of one work item in shared mode.
 enum Cell {
-    /// Nobody has started decoding it.
+    /// Nobody has started widening it.
     Todo,
-    /// A worker is decoding it.
+    /// A worker is widening it.
     Decoding,
-    /// Decoded; the number of workers that still have to aggregate it.
+    /// Widened; the number of workers that still have to aggregate it.
     Ready(Arc<BlockData>, usize),
-    /// Aggregated by every worker, or failed to decode.
+    /// Aggregated by every worker, or its block failed to decode.
     Gone,
 }
 
-/// The blocks of a shared-mode scan: each decoded once, by the first worker free to
-/// do it, then aggregated by every worker, then its buffer reused for a later block.
+/// The chunks of a shared-mode scan: each widened once (from its block, decoded once
+/// on the `RawShelf`), by the first worker free to do it, then aggregated by every
+/// worker, then its buffer reused for a later chunk.
 struct Board {
     state: Mutex<BoardState>,
     changed: Condvar,
@@ -763,6 +905,14 @@ pub const ROWS_PER_WORKER: u64 = 200_000;
 
 /// Rows per work item: blocks larger than this are shared between workers.
 const CHUNK_ROWS: usize = 32_768;
+
+/// Rows per work item in shared mode: each is widened once, by one worker, and
+/// aggregated by every worker (about 40 bytes a row for the talk_* queries).
+const SHARED_CHUNK_ROWS: usize = 16_384;
+
+/// Rows widened from a decoded block at a time: their values at full width (about
+/// 80 bytes a row with every column) stay in the L2 cache while they are aggregated.
+const WIDEN_ROWS: usize = 4096;
 
 /// The rows `lo..hi` of `s` (empty when the column was not read).
 fn sub<T>(s: &[T], lo: usize, hi: usize) -> &[T] {
