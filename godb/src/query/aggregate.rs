@@ -747,67 +747,130 @@ fn metric(sort: SortBy, dir: Direction, c: &Counters) -> u64 {
     }
 }
 
-/// Orders the table's rows as the statement says and keeps the first `limit`.
-/// Ties are broken by the key, so the order is stable across runs.
-pub(crate) fn finish(
+/// The entries that can make a statement's cut, gathered from tables (or from other
+/// cuts): all of them without a limit, else only candidates. Whenever twice the
+/// limit has gathered, the best `limit` are selected (linear time overall, memory
+/// for 2 × limit entries instead of a copy of every table).
+pub(crate) struct Cut<'a> {
+    stmt: &'a Statement,
+    rows: Vec<(Key, Counters)>,
+    /// Once `limit` candidates are kept (and the order is by a metric): the metric
+    /// of the worst of them. An entry strictly worse cannot make the cut (equal ones
+    /// can, by their key), so it is not even kept.
+    worst: Option<u64>,
+    /// Entries seen (the hits of the tables added).
+    pub hits: usize,
+}
+
+impl<'a> Cut<'a> {
+    /// An empty cut for `stmt`, with room for `hint` entries when it has no limit.
+    pub fn new(stmt: &'a Statement, hint: usize) -> Cut<'a> {
+        let cap = match stmt.limit {
+            0 => hint,
+            n => n.saturating_mul(2).min(1 << 20),
+        };
+        Cut {
+            stmt,
+            rows: Vec::with_capacity(cap),
+            worst: None,
+            hits: 0,
+        }
+    }
+
+    /// The order of the statement: by its metric (time first for time order),
+    /// largest first unless ascending; ties by key, so it is stable across runs.
+    fn cmp(&self) -> impl Fn(&(Key, Counters), &(Key, Counters)) -> std::cmp::Ordering {
+        let (sort, dir, asc) = (self.stmt.sort, self.stmt.direction, self.stmt.ascending);
+        move |a, b| {
+            let by_metric = || {
+                let o = metric(sort, dir, &a.1).cmp(&metric(sort, dir, &b.1));
+                if asc {
+                    o
+                } else {
+                    o.reverse()
+                }
+            };
+            let o = if sort == SortBy::Time {
+                // Time order is always oldest first (as goQuery).
+                a.0.time.cmp(&b.0.time).then_with(by_metric)
+            } else {
+                by_metric()
+            };
+            o.then_with(|| key_order(&a.0, &b.0))
+        }
+    }
+
+    /// Adds one entry (counted as a hit by the caller).
+    fn push(&mut self, e: (Key, Counters)) {
+        let (sort, dir, asc, limit) = (
+            self.stmt.sort,
+            self.stmt.direction,
+            self.stmt.ascending,
+            self.stmt.limit,
+        );
+        if let Some(w) = self.worst {
+            let m = metric(sort, dir, &e.1);
+            if (asc && m > w) || (!asc && m < w) {
+                return;
+            }
+        }
+        self.rows.push(e);
+        if limit > 0 && self.rows.len() >= limit.saturating_mul(2) {
+            self.select();
+            if sort != SortBy::Time {
+                let kept = self.rows.iter().map(|r| metric(sort, dir, &r.1));
+                self.worst = if asc { kept.max() } else { kept.min() };
+            }
+        }
+    }
+
+    /// Keeps the best `limit` entries (in no particular order).
+    fn select(&mut self) {
+        let limit = self.stmt.limit;
+        if limit > 0 && self.rows.len() > limit {
+            let cmp = self.cmp();
+            let mut rows = std::mem::take(&mut self.rows);
+            rows.select_nth_unstable_by(limit, cmp);
+            rows.truncate(limit);
+            self.rows = rows;
+        }
+    }
+
+    /// Adds the entries of `table`, consuming it.
+    pub fn add_table(&mut self, table: Table) {
+        self.hits += table.len();
+        for e in table.into_entries() {
+            self.push(e);
+        }
+    }
+
+    /// Adds the candidates of another cut (its hits included).
+    pub fn add_cut(&mut self, other: Cut<'_>) {
+        self.hits += other.hits;
+        for e in other.rows {
+            self.push(e);
+        }
+    }
+
+    /// The entries that make the cut, in the statement's order.
+    fn into_sorted(mut self) -> Vec<(Key, Counters)> {
+        self.select();
+        let cmp = self.cmp();
+        let mut rows = self.rows;
+        rows.sort_unstable_by(cmp);
+        rows
+    }
+}
+
+/// The result rows of a cut, in the statement's order (ties broken by the key, so
+/// the order is stable across runs), and its hits.
+pub(crate) fn finish_cut(
     stmt: &Statement,
-    tables: Vec<Table>,
+    cut: Cut<'_>,
     ifaces: &[String],
 ) -> (Vec<ResultRow>, usize) {
-    let hits: usize = tables.iter().map(Table::len).sum();
-    let (sort, dir, asc) = (stmt.sort, stmt.direction, stmt.ascending);
-    // Time order is always oldest first (as goQuery); within one time, and for the
-    // other orders, largest first unless `ascending`.
-    let by_metric = |a: &(Key, Counters), b: &(Key, Counters)| {
-        let o = metric(sort, dir, &a.1).cmp(&metric(sort, dir, &b.1));
-        if asc {
-            o
-        } else {
-            o.reverse()
-        }
-    };
-    let cmp = |a: &(Key, Counters), b: &(Key, Counters)| {
-        let o = if sort == SortBy::Time {
-            a.0.time.cmp(&b.0.time).then_with(|| by_metric(a, b))
-        } else {
-            by_metric(a, b)
-        };
-        o.then_with(|| key_order(&a.0, &b.0))
-    };
-    // With a limit, only candidates are kept: whenever twice the limit has gathered,
-    // the best `limit` are selected (linear time overall, memory for 2 × limit rows
-    // instead of a copy of every table).
-    let limit = stmt.limit;
-    let cut = limit > 0 && limit < hits;
-    let mut rows: Vec<(Key, Counters)> = Vec::with_capacity(if cut { 2 * limit } else { hits });
-    // Once `limit` candidates are kept, an entry strictly worse than the worst of
-    // them cannot make the cut (equal ones can, by their key): it is not even pushed.
-    let prefilter = cut && sort != SortBy::Time;
-    let mut worst: Option<u64> = None;
-    for t in tables {
-        for e in t.into_entries() {
-            if let Some(w) = worst {
-                let m = metric(sort, dir, &e.1);
-                if (asc && m > w) || (!asc && m < w) {
-                    continue;
-                }
-            }
-            rows.push(e);
-            if cut && rows.len() == 2 * limit {
-                rows.select_nth_unstable_by(limit, cmp);
-                rows.truncate(limit);
-                if prefilter {
-                    let kept = rows.iter().map(|r| metric(sort, dir, &r.1));
-                    worst = if asc { kept.max() } else { kept.min() };
-                }
-            }
-        }
-    }
-    if cut && rows.len() > limit {
-        rows.select_nth_unstable_by(limit, cmp);
-        rows.truncate(limit);
-    }
-    rows.sort_unstable_by(cmp);
+    let hits = cut.hits;
+    let rows = cut.into_sorted();
     let a = stmt.attributes;
     let out = rows
         .into_iter()

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
-use super::aggregate::{finish, CounterCols, Key, Table};
+use super::aggregate::{finish_cut, CounterCols, Cut, Key, Table};
 use super::audit::{Problem, ProblemKind};
 use super::condition::Cols;
 use super::error::QueryError;
@@ -489,7 +489,7 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
     };
 
     // Every chunk to every worker, widened once (see `Board`).
-    let shared_worker = |me: usize| -> Result<Table, QueryError> {
+    let shared_worker = |me: usize| -> Result<(Table, Option<Cut<'_>>), QueryError> {
         // A worker that panics stops the others, which could wait for it forever.
         let _stop = StopOnPanic(&abort, &board);
         let mut table = Table::default();
@@ -551,33 +551,48 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                 }
             }
         }
-        Ok(finish_worker(table, span_acc))
+        // With a limit, the worker picks its own candidates for the cut (the tables
+        // are disjoint), in parallel with the others, and keeps only its totals.
+        let table = finish_worker(table, span_acc);
+        if stmt.limit == 0 {
+            return Ok((table, None));
+        }
+        let mut rest = Table::default();
+        rest.totals = table.totals;
+        rest.rows_scanned = table.rows_scanned;
+        let mut cut = Cut::new(stmt, 0);
+        cut.add_table(table);
+        Ok((rest, Some(cut)))
     };
 
-    let results: Vec<Result<Table, QueryError>> = crossbeam::thread::scope(|scope| {
-        let split_worker = &split_worker;
-        let shared_worker = &shared_worker;
-        let handles: Vec<_> = (0..threads)
-            .map(|me| {
-                scope.spawn(move |_| {
-                    if shared_mode {
-                        shared_worker(me)
-                    } else {
-                        split_worker()
-                    }
+    let results: Vec<Result<(Table, Option<Cut<'_>>), QueryError>> =
+        crossbeam::thread::scope(|scope| {
+            let split_worker = &split_worker;
+            let shared_worker = &shared_worker;
+            let handles: Vec<_> = (0..threads)
+                .map(|me| {
+                    scope.spawn(move |_| {
+                        if shared_mode {
+                            shared_worker(me)
+                        } else {
+                            split_worker().map(|t| (t, None))
+                        }
+                    })
                 })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or(Err(QueryError::Worker)))
-            .collect()
-    })
-    .unwrap_or_else(|_| vec![Err(QueryError::Worker)]);
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(Err(QueryError::Worker)))
+                .collect()
+        })
+        .unwrap_or_else(|_| vec![Err(QueryError::Worker)]);
 
     let mut tables = Vec::with_capacity(results.len());
+    let mut cuts = Vec::new();
     for r in results {
-        tables.push(r?);
+        let (t, c) = r?;
+        tables.push(t);
+        cuts.extend(c);
     }
     if !shared_mode {
         let mut merged = Table::default();
@@ -594,7 +609,8 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
     }
     // Ordering needs the entries once more as a vector next to the tables: all of
     // them without a limit, else at most twice the limit.
-    let entries: usize = tables.iter().map(Table::len).sum();
+    let entries: usize =
+        tables.iter().map(Table::len).sum::<usize>() + cuts.iter().map(|c| c.hits).sum::<usize>();
     let held: usize = tables.iter().map(Table::bytes).sum();
     let ordered = match stmt.limit {
         0 => entries,
@@ -613,7 +629,14 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
         totals.add(&t.totals);
         rows_scanned += t.rows_scanned;
     }
-    let (rows, hits_total) = finish(stmt, tables, &ifaces);
+    let mut cut = Cut::new(stmt, entries);
+    for c in cuts {
+        cut.add_cut(c);
+    }
+    for t in tables {
+        cut.add_table(t);
+    }
+    let (rows, hits_total) = finish_cut(stmt, cut, &ifaces);
     let (lo, hi, blocks_read) = *lock(&span);
     let mut skipped = skipped_m.into_inner().unwrap_or_else(|p| p.into_inner());
     skipped.sort_by(|a, b| (&a.iface, a.timestamp).cmp(&(&b.iface, b.timestamp)));
