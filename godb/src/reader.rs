@@ -193,6 +193,19 @@ impl RawBlock {
         self.rows_v4
     }
 
+    /// The buffer of column `c`, taken out to be decoded into (the column is not
+    /// read until [`RawBlock::put_column`] puts it back).
+    pub(crate) fn take_column(&mut self, c: Column) -> Vec<u8> {
+        self.columns[c.index()] = None;
+        std::mem::take(&mut self.bytes[c.index()])
+    }
+
+    /// Puts back the buffer of column `c`, decoded with `layout` (`None`: not read).
+    pub(crate) fn put_column(&mut self, c: Column, bytes: Vec<u8>, layout: Option<RawLayout>) {
+        self.bytes[c.index()] = bytes;
+        self.columns[c.index()] = layout;
+    }
+
     /// Refills `out` with rows `range` (clamped to the block) of the columns read:
     /// `out.rows` is the length of the range, `out.rows_v4` the number of its IPv4
     /// rows (the first ones), and the columns not read are `None`. The vectors of
@@ -506,16 +519,20 @@ impl DayReader {
     /// the same checks as [`DayReader::read_into`], errors naming file and block.
     /// After an error `raw` must not be used.
     pub fn read_raw_into(&self, i: usize, raw: &mut RawBlock) -> Result<(), BlockError> {
-        let Some(b) = self.blocks.get(i) else {
-            return Err(BlockError {
-                iface: self.iface.clone(),
-                date: self.date,
-                block: i,
-                timestamp: 0,
-                file: PathBuf::new(),
-                kind: BlockErrorKind::NoSuchBlock(self.blocks.len()),
-            });
-        };
+        for c in self.begin_raw(i, raw)?.iter() {
+            let mut buf = raw.take_column(c);
+            let layout = self.read_raw_column(i, c, &mut buf);
+            raw.put_column(c, buf, layout.as_ref().ok().copied());
+            layout?;
+        }
+        Ok(())
+    }
+
+    /// The first step of [`DayReader::read_raw_into`]: checks block `i`'s row
+    /// counts and sets `raw`'s metadata, with no column decoded yet; the columns to
+    /// decode (each with [`DayReader::read_raw_column`], on any thread).
+    pub(crate) fn begin_raw(&self, i: usize, raw: &mut RawBlock) -> Result<ColumnSet, BlockError> {
+        let b = self.block(i)?;
         if raw.iface != self.iface {
             raw.iface.clone_from(&self.iface);
         }
@@ -524,24 +541,33 @@ impl DayReader {
         raw.stats = b.stats;
         raw.rows_v4 = b.rows_v4 as usize;
         raw.rows_v6 = b.rows_v6 as usize;
-        for c in Column::ALL {
-            raw.columns[c.index()] = None;
-            if !self.columns.contains(c) {
-                continue;
-            }
-            let stored = self.stored(i, b, c)?;
-            let layout = unpack(
-                c,
-                stored,
-                b.column(c),
-                b.rows_v4,
-                b.rows_v6,
-                &mut raw.bytes[c.index()],
-            )
-            .map_err(|k| self.err(i, b, c, k))?;
-            raw.columns[c.index()] = Some(layout);
-        }
-        Ok(())
+        raw.columns = [None; NUM_COLUMNS];
+        Ok(self.columns)
+    }
+
+    /// Checks and decompresses column `c` of block `i` into `buf` (see
+    /// [`RawBlock::put_column`]).
+    pub(crate) fn read_raw_column(
+        &self,
+        i: usize,
+        c: Column,
+        buf: &mut Vec<u8>,
+    ) -> Result<RawLayout, BlockError> {
+        let b = self.block(i)?;
+        let stored = self.stored(i, b, c)?;
+        unpack(c, stored, b.column(c), b.rows_v4, b.rows_v6, buf).map_err(|k| self.err(i, b, c, k))
+    }
+
+    /// Block `i` of the plan.
+    fn block(&self, i: usize) -> Result<&BlockMeta, BlockError> {
+        self.blocks.get(i).ok_or_else(|| BlockError {
+            iface: self.iface.clone(),
+            date: self.date,
+            block: i,
+            timestamp: 0,
+            file: PathBuf::new(),
+            kind: BlockErrorKind::NoSuchBlock(self.blocks.len()),
+        })
     }
 
     /// Like [`DayReader::read_raw_into`], into a new [`RawBlock`].

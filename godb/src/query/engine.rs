@@ -379,24 +379,8 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
     // failure reported once); `None` for an item that does not exist.
     let raw_block = |r: usize, b: usize| {
         let k = offsets.get(r)? + b;
-        Some(shelf.get(k, |raw| {
-            let reader = slots.get(r).and_then(|(_, slot, _)| lock(slot).clone());
-            let result = match reader.as_deref() {
-                Some(reader) => reader.read_raw_into(b, raw),
-                None => Err(BlockError {
-                    iface: String::new(),
-                    date: chrono::NaiveDate::MIN,
-                    block: b,
-                    timestamp: 0,
-                    file: Default::default(),
-                    kind: crate::BlockErrorKind::NoSuchBlock(0),
-                }),
-            };
-            if let Err(e) = &result {
-                report(e);
-            }
-            result
-        }))
+        let reader = slots.get(r).and_then(|(_, slot, _)| lock(slot).clone());
+        Some(shelf.get(k, reader.as_deref(), b, &abort, report))
     };
     let raw_done = |r: usize, b: usize| {
         if let Some(o) = offsets.get(r) {
@@ -671,19 +655,49 @@ impl Drop for StopOnPanic<'_> {
     }
 }
 
-/// The decoded blocks of a chunked scan: each block decoded once, by the first
-/// worker that needs one of its chunks (the others wait for it), kept while chunks
-/// of it are still to be widened, then its buffers reused for a later block.
+/// The decoded blocks of a chunked scan: each block decoded once, its columns shared
+/// out between the workers that need one of its chunks (the first to come starts
+/// it, the others take the columns still to decode, then wait for the last), kept
+/// while chunks of it are still to be widened, then its buffers reused for a later
+/// block. Sharing the columns matters when a few large blocks make the whole scan:
+/// decoding one is then most of the query's critical path.
 struct RawShelf {
     blocks: Vec<ShelfSlot>,
     pool: Mutex<Vec<RawBlock>>,
 }
 
-/// One block on the shelf: the decoded block (or why it could not be), and the
-/// number of its chunks not yet widened.
+/// One block on the shelf, and the number of its chunks not yet widened.
 struct ShelfSlot {
-    decoded: Mutex<Option<Arc<Result<RawBlock, BlockError>>>>,
+    state: Mutex<ShelfState>,
+    done: Condvar,
     left: AtomicUsize,
+}
+
+enum ShelfState {
+    /// Not decoded yet (or its chunks are all widened).
+    Empty,
+    /// Being decoded: the block with the columns decoded so far, the columns no
+    /// worker has taken yet, how many are being decoded, the first failure.
+    Decoding {
+        raw: Box<RawBlock>,
+        todo: Vec<Column>,
+        busy: usize,
+        error: Option<BlockError>,
+    },
+    /// Decoded, or why it could not be.
+    Done(Arc<Result<RawBlock, BlockError>>),
+}
+
+/// The error for a block that cannot be found (a bug, or a stopped query).
+fn no_block(block: usize) -> BlockError {
+    BlockError {
+        iface: String::new(),
+        date: chrono::NaiveDate::MIN,
+        block,
+        timestamp: 0,
+        file: Default::default(),
+        kind: crate::BlockErrorKind::NoSuchBlock(0),
+    }
 }
 
 impl RawShelf {
@@ -693,7 +707,8 @@ impl RawShelf {
             blocks: chunks
                 .iter()
                 .map(|&n| ShelfSlot {
-                    decoded: Mutex::new(None),
+                    state: Mutex::new(ShelfState::Empty),
+                    done: Condvar::new(),
                     left: AtomicUsize::new(n),
                 })
                 .collect(),
@@ -701,30 +716,113 @@ impl RawShelf {
         }
     }
 
-    /// Block `k`, decoded by `decode` (into a reused buffer) if it is not yet.
+    /// Block `k` of the shelf, block `b` of `reader`: decoded now, with the help of
+    /// the other workers that need it, if it is not yet. A failure is reported
+    /// once, with `report`. Gives up (an error) when `abort` is set while waiting.
     fn get(
         &self,
         k: usize,
-        decode: impl FnOnce(&mut RawBlock) -> Result<(), BlockError>,
+        reader: Option<&DayReader>,
+        b: usize,
+        abort: &AtomicBool,
+        report: impl Fn(&BlockError),
     ) -> Arc<Result<RawBlock, BlockError>> {
         let Some(slot) = self.blocks.get(k) else {
-            return Arc::new(Err(BlockError {
-                iface: String::new(),
-                date: chrono::NaiveDate::MIN,
-                block: k,
-                timestamp: 0,
-                file: Default::default(),
-                kind: crate::BlockErrorKind::NoSuchBlock(self.blocks.len()),
-            }));
+            return Arc::new(Err(no_block(b)));
         };
-        let mut held = lock(&slot.decoded);
-        if let Some(d) = held.as_ref() {
-            return Arc::clone(d);
+        let mut st = lock(&slot.state);
+        loop {
+            match &mut *st {
+                ShelfState::Done(d) => return Arc::clone(d),
+                ShelfState::Empty => {
+                    let mut raw = lock(&self.pool).pop().unwrap_or_default();
+                    let begun = match reader {
+                        Some(r) => r.begin_raw(b, &mut raw),
+                        None => Err(no_block(b)),
+                    };
+                    *st = match begun {
+                        Ok(columns) => {
+                            // Smallest first in the list: the largest are taken first.
+                            let size = |c: &Column| {
+                                reader
+                                    .and_then(|r| r.blocks().get(b))
+                                    .map_or(0, |m| m.column(*c).stored_len)
+                            };
+                            let mut todo: Vec<Column> = columns.iter().collect();
+                            todo.sort_by_key(size);
+                            ShelfState::Decoding {
+                                raw: Box::new(raw),
+                                todo,
+                                busy: 0,
+                                error: None,
+                            }
+                        }
+                        Err(e) => {
+                            report(&e);
+                            lock(&self.pool).push(raw);
+                            slot.done.notify_all();
+                            ShelfState::Done(Arc::new(Err(e)))
+                        }
+                    };
+                }
+                ShelfState::Decoding {
+                    raw, todo, busy, ..
+                } => {
+                    if let Some(c) = todo.pop() {
+                        // Decode one column without holding the lock.
+                        let mut buf = raw.take_column(c);
+                        *busy += 1;
+                        drop(st);
+                        let layout = match reader {
+                            Some(r) => r.read_raw_column(b, c, &mut buf),
+                            None => Err(no_block(b)),
+                        };
+                        st = lock(&slot.state);
+                        if let ShelfState::Decoding {
+                            raw,
+                            todo,
+                            busy,
+                            error,
+                        } = &mut *st
+                        {
+                            raw.put_column(c, buf, layout.as_ref().ok().copied());
+                            *busy -= 1;
+                            if let Err(e) = layout {
+                                todo.clear();
+                                error.get_or_insert(e);
+                            }
+                        }
+                    } else if *busy > 0 {
+                        if abort.load(Ordering::Relaxed) {
+                            return Arc::new(Err(no_block(b)));
+                        }
+                        // A timeout only as a safety net: the last column notifies.
+                        st = slot
+                            .done
+                            .wait_timeout(st, std::time::Duration::from_millis(50))
+                            .map(|(g, _)| g)
+                            .unwrap_or_else(|p| p.into_inner().0);
+                    } else {
+                        // Every column is decoded (or one failed): the block is done.
+                        let ShelfState::Decoding { raw, error, .. } =
+                            std::mem::replace(&mut *st, ShelfState::Empty)
+                        else {
+                            continue;
+                        };
+                        let result = match error {
+                            Some(e) => {
+                                report(&e);
+                                lock(&self.pool).push(*raw);
+                                Err(e)
+                            }
+                            None => Ok(*raw),
+                        };
+                        *st = ShelfState::Done(Arc::new(result));
+                        slot.done.notify_all();
+                    }
+                }
+            }
         }
-        let mut raw = lock(&self.pool).pop().unwrap_or_default();
-        let d = Arc::new(decode(&mut raw).map(|()| raw));
-        *held = Some(Arc::clone(&d));
-        d
     }
 
     /// One chunk of block `k` is widened (and the caller has dropped the block):
@@ -736,9 +834,11 @@ impl RawShelf {
         if slot.left.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }
-        let taken = lock(&slot.decoded).take();
-        if let Some(Ok(Ok(raw))) = taken.map(Arc::try_unwrap) {
-            lock(&self.pool).push(raw);
+        let taken = std::mem::replace(&mut *lock(&slot.state), ShelfState::Empty);
+        if let ShelfState::Done(d) = taken {
+            if let Ok(Ok(raw)) = Arc::try_unwrap(d) {
+                lock(&self.pool).push(raw);
+            }
         }
     }
 }

@@ -362,6 +362,28 @@ fn corrupt_blocks_are_skipped_and_reported() {
     let r = run(&f.db, &stmt("apps_port")).unwrap();
     assert!(r.skipped.is_empty());
     assert_eq!(r.blocks_read, 9);
+    // A damaged column of a grouping by port: blocks split between the workers
+    // (their columns decoded by several workers at once), each bad block once.
+    let path = day[0].dir().join("bytes_sent.col");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x55;
+    std::fs::write(&path, bytes).unwrap();
+    let mut counts = Vec::new();
+    for threads in [1, 2, 5] {
+        let mut s = stmt("apps_port");
+        s.threads = threads;
+        let r = run(&f.db, &s).unwrap();
+        assert_eq!(r.skipped.len(), 1, "{threads}: {:?}", r.skipped);
+        assert!(
+            r.skipped[0].reason.contains("bytes_sent"),
+            "{:?}",
+            r.skipped
+        );
+        assert_eq!(r.blocks_read, 8);
+        counts.push((r.rows, r.totals));
+    }
+    assert!(counts.windows(2).all(|w| w[0] == w[1]), "{counts:?}");
 }
 
 #[test]
