@@ -392,6 +392,21 @@ impl Table {
             .chain(self.map)
     }
 
+    /// Rows are coming (`rows`, `rows_v4` of them IPv4: the rest of a block): when
+    /// most rows so far were new keys, the table grows once for this worker's share
+    /// of them instead of doubling repeatedly while they are added.
+    pub fn expect(&mut self, stmt: &Statement, rows: usize, rows_v4: usize) {
+        let seen = usize::try_from(self.rows_seen).unwrap_or(usize::MAX);
+        if seen > 0 && self.len().saturating_mul(2) > seen {
+            let share = rows / self.part.map_or(1, |(_, n)| n.max(1));
+            if with_addr_only(stmt) {
+                self.map_a.reserve(share.min(rows_v4));
+            } else {
+                self.map4.reserve(share.min(rows_v4));
+            }
+        }
+    }
+
     /// Adds the rows of one block (those of the keys this worker owns). `cols` and
     /// `counters` must have `cols.rows` rows (the caller checks the lengths); shorter
     /// columns just end the block early.
@@ -418,17 +433,6 @@ impl Table {
             }
             None => false,
         };
-        // High cardinality so far (most rows were new keys): grow once for the whole
-        // block instead of doubling repeatedly inside it.
-        let seen = usize::try_from(self.rows_seen).unwrap_or(usize::MAX);
-        if seen > 0 && self.len().saturating_mul(2) > seen {
-            let share = cols.rows / self.part.map_or(1, |(_, n)| n.max(1));
-            if with_addr_only(stmt) {
-                self.map_a.reserve(share.min(cols.rows_v4));
-            } else {
-                self.map4.reserve(share.min(cols.rows_v4));
-            }
-        }
         self.rows_seen += cols.rows as u64;
         if self.part.map_or(true, |(me, _)| me == 0) {
             self.rows_scanned += cols.rows as u64;

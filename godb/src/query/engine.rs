@@ -264,6 +264,15 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
         }
     }
     let shelf = RawShelf::new(&chunks_of);
+    // Rows and IPv4 rows of each block (for `Table::expect`).
+    let block_rows: Vec<(usize, usize)> = readers
+        .iter()
+        .flat_map(|(_, r)| r.blocks())
+        .map(|m| {
+            let v4 = usize::try_from(m.rows_v4).unwrap_or(usize::MAX);
+            (usize::try_from(m.rows()).unwrap_or(usize::MAX), v4)
+        })
+        .collect();
 
     let threads = if shared_mode {
         cores
@@ -367,6 +376,8 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
         let mut result = Ok(());
         while at < row_hi && result.is_ok() {
             let end = row_hi.min(at + WIDEN_ROWS);
+            let v4 = block.rows_v4();
+            table.expect(stmt, row_hi - at, v4.saturating_sub(at).min(row_hi - at));
             block.rows_into(at..end, rows);
             result = add(table, stmt, rows, iface, 0, usize::MAX);
             at = end;
@@ -512,11 +523,15 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                     }
                 }
                 Step::Process(i, data) => {
-                    let Some(&(r, _, lo, _)) = work.get(i) else {
+                    let Some(&(r, b, lo, _)) = work.get(i) else {
                         continue;
                     };
                     let iface = slots.get(r).map_or(0, |s| s.0) as u16;
                     let ts = data.timestamp;
+                    // The rest of the block is coming.
+                    if let Some(&(rows, v4)) = offsets.get(r).and_then(|o| block_rows.get(o + b)) {
+                        table.expect(stmt, rows.saturating_sub(lo), v4.saturating_sub(lo));
+                    }
                     if ts >= ts_lo && ts <= ts_hi {
                         let result = add(&mut table, stmt, &data, iface, 0, usize::MAX);
                         // Worker 0 accounts for the block, at its first chunk.
