@@ -398,7 +398,10 @@ impl Table {
     pub fn expect(&mut self, stmt: &Statement, rows: usize, rows_v4: usize) {
         let seen = usize::try_from(self.rows_seen).unwrap_or(usize::MAX);
         if seen > 0 && self.len().saturating_mul(2) > seen {
-            let share = rows / self.part.map_or(1, |(_, n)| n.max(1));
+            // Never more than the memory limit allows (about 64 bytes a key with the
+            // tables' spare room): a block claiming many rows must end in a
+            // `MemoryLimit` error, not in one huge allocation.
+            let share = (rows / self.part.map_or(1, |(_, n)| n.max(1))).min(stmt.memory_limit / 64);
             if with_addr_only(stmt) {
                 self.map_a.reserve(share.min(rows_v4));
             } else {
