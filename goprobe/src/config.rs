@@ -33,12 +33,13 @@ pub const MAX_BACKLOG_MIB: u32 = 1 << 20;
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {reason}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, not also the error's `source()`, so that a printed
+        /// chain does not say it twice).
+        reason: std::io::Error,
     },
     /// The file is not valid TOML or has unknown keys or wrong types.
     #[error("config file {path}: {message}")]
@@ -184,9 +185,9 @@ impl Config {
 
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|reason| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            reason,
         })?;
         Config::parse(&text, path)
     }

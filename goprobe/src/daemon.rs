@@ -54,12 +54,12 @@ pub enum DaemonError {
         reason: String,
     },
     /// The pidfile cannot be written.
-    #[error("cannot write pidfile {path}: {source}")]
+    #[error("cannot write pidfile {path}: {reason}")]
     Pidfile {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message only, see [`ConfigError::Read`]).
+        reason: std::io::Error,
     },
     /// The database path is unsafe (world-writable, or below a folder anybody may
     /// rename things in).
@@ -431,9 +431,9 @@ pub fn check_database_path(path: &Path) -> Result<(), DaemonError> {
 fn write_pidfile(path: &Path, run_as: Option<&RunAs>) -> Result<(), DaemonError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let fail = |source| DaemonError::Pidfile {
+    let fail = |reason| DaemonError::Pidfile {
         path: path.to_path_buf(),
-        source,
+        reason,
     };
     if let Ok(text) = std::fs::read_to_string(path) {
         if let Ok(pid) = text.trim().parse::<i32>() {

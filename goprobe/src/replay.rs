@@ -41,22 +41,22 @@ use crate::writer::{Interval, Writer, WriterTotals};
 #[non_exhaustive]
 pub enum FileError {
     /// libpcap does not accept the file (missing, unreadable, not a capture file).
-    #[error("{}: cannot read as pcap or pcapng: {source}", path.display())]
+    #[error("{}: cannot read as pcap or pcapng: {reason}", path.display())]
     Refused {
         /// The file.
         path: PathBuf,
-        /// libpcap's reason.
-        source: pcap::Error,
+        /// libpcap's reason (in the message only, not also `source()`).
+        reason: pcap::Error,
     },
     /// Reading stopped inside the file (truncated record, corrupt block).
-    #[error("{}: read error after {packets} packets (they are kept): {source}", path.display())]
+    #[error("{}: read error after {packets} packets (they are kept): {reason}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// Packets read before the error.
         packets: u64,
-        /// libpcap's reason.
-        source: pcap::Error,
+        /// libpcap's reason (in the message only, not also `source()`).
+        reason: pcap::Error,
     },
 }
 
@@ -383,9 +383,9 @@ fn hand_over(iface: &str, table: &mut goflow::FlowTable, r: Rotation, writer: &S
 }
 
 fn open_file(path: &Path) -> Result<Capture<Offline>, FileError> {
-    Capture::from_file(path).map_err(|source| FileError::Refused {
+    Capture::from_file(path).map_err(|reason| FileError::Refused {
         path: path.to_path_buf(),
-        source,
+        reason,
     })
 }
 
@@ -438,11 +438,11 @@ fn replay_file(feeder: &mut Feeder, path: &Path) -> Result<u64, (u64, FileError)
     // libpcap takes over at the record the fast reader left: it cuts it to the snapshot
     // length or reports the error in its own words.
     drop(reader);
-    let read_error = |source| {
+    let read_error = |reason| {
         let e = FileError::Read {
             path: path.to_path_buf(),
             packets: done,
-            source,
+            reason,
         };
         (done, e)
     };
@@ -470,11 +470,11 @@ fn read_with_libpcap(
                 packets += 1;
             }
             Err(pcap::Error::NoMorePackets) => return Ok(packets),
-            Err(source) => {
+            Err(reason) => {
                 let e = FileError::Read {
                     path: path.to_path_buf(),
                     packets,
-                    source,
+                    reason,
                 };
                 return Err((packets, e));
             }

@@ -50,6 +50,46 @@ fn usage_errors_exit_2_and_other_errors_exit_1() {
     assert!(stderr(&o).contains("no interface"), "{}", stderr(&o));
 }
 
+/// An error names the file and the operating system's (or libpcap's) reason once:
+/// the reason is in the message, not also printed again as the error's cause.
+#[test]
+fn file_errors_say_their_reason_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.toml");
+    let o = run(&["check", "-c", missing.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("cannot read config file"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    let db = dir.path().join("db");
+    let pcap = dir.path().join("missing.pcap");
+    let o = run(&[
+        "replay",
+        "-d",
+        db.to_str().unwrap(),
+        "--iface",
+        "x",
+        pcap.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("cannot read as pcap or pcapng"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    // A pidfile in a folder that does not exist.
+    let pid = dir.path().join("no/such/folder/goprobe.pid");
+    let o = run(&[
+        "-d",
+        db.to_str().unwrap(),
+        "--pidfile",
+        pid.to_str().unwrap(),
+        "lo",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("cannot write pidfile"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
+
 #[test]
 fn check_reports_unknown_keys_and_bad_filters() {
     let dir = tempfile::tempdir().unwrap();
