@@ -272,7 +272,7 @@ pub(crate) fn encode_uint_column(c: Column, values: &[u64]) -> Encoded {
     encode_uint(values, c.max_width_code().unwrap_or(4))
 }
 
-/// The decoded values of one column block (tests; readers use [`decode_into`]).
+/// The decoded values of one column block (tests).
 #[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Decoded {
@@ -312,15 +312,8 @@ impl IpColumn {
     }
 }
 
-/// Reusable buffers of [`decode_into`] (an lz4 output buffer), so that decoding block
-/// after block allocates and faults in memory only once.
-#[derive(Debug, Default)]
-pub(crate) struct Scratch {
-    lz4: Vec<u8>,
-}
-
-/// Where [`decode_into`] writes: the column's values, in the reader's types. The vector
-/// is cleared and refilled (its capacity is reused).
+/// Where [`widen`] writes: the column's values, in the reader's types. The vector is
+/// cleared and refilled (its capacity is reused).
 #[derive(Debug)]
 pub(crate) enum Target<'a> {
     Ip(&'a mut IpColumn),
@@ -329,8 +322,8 @@ pub(crate) enum Target<'a> {
     U64(&'a mut Vec<u64>),
 }
 
-/// Decodes one stored column block after its checksum was verified (tests; readers
-/// use [`decode_into`]).
+/// Decodes one stored column block after its checksum was verified, whole (tests;
+/// readers [`unpack`] and [`widen`] a range at a time).
 #[cfg(test)]
 pub(crate) fn decode(
     c: Column,
@@ -339,30 +332,16 @@ pub(crate) fn decode(
     rows_v4: u32,
     rows_v6: u32,
 ) -> Result<Decoded, BlockErrorKind> {
-    let mut scratch = Scratch::default();
+    let mut raw = Vec::new();
+    let layout = unpack(c, stored, meta, rows_v4, rows_v6, &mut raw)?;
+    let (v4, v6) = (rows_v4 as usize, rows_v6 as usize);
     if c.max_width_code().is_none() {
         let mut col = IpColumn::default();
-        decode_into(
-            c,
-            stored,
-            meta,
-            rows_v4,
-            rows_v6,
-            &mut scratch,
-            Target::Ip(&mut col),
-        )?;
+        widen(&raw, layout, v4, v6, (0, v4 + v6), Target::Ip(&mut col))?;
         Ok(Decoded::Ip(col))
     } else {
         let mut v = Vec::new();
-        decode_into(
-            c,
-            stored,
-            meta,
-            rows_v4,
-            rows_v6,
-            &mut scratch,
-            Target::U64(&mut v),
-        )?;
+        widen(&raw, layout, v4, v6, (0, v4 + v6), Target::U64(&mut v))?;
         Ok(Decoded::Uint(v))
     }
 }
@@ -653,22 +632,6 @@ pub(crate) fn widen(
         Target::U64(v) => fill_uint(raw, rows, w, shuffled, (lo, hi), v, |x| x),
     }
     Ok(())
-}
-
-/// Decodes one stored column block after its checksum was verified into `out`,
-/// reusing `scratch` and the capacity of `out`.
-pub(crate) fn decode_into(
-    c: Column,
-    stored: &[u8],
-    meta: &ColumnMeta,
-    rows_v4: u32,
-    rows_v6: u32,
-    scratch: &mut Scratch,
-    out: Target<'_>,
-) -> Result<(), BlockErrorKind> {
-    let layout = unpack(c, stored, meta, rows_v4, rows_v6, &mut scratch.lz4)?;
-    let (v4, v6) = (rows_v4 as usize, rows_v6 as usize);
-    widen(&scratch.lz4, layout, v4, v6, (0, v4 + v6), out)
 }
 
 #[cfg(test)]

@@ -9,10 +9,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use memmap2::Mmap;
 
-use crate::column::{
-    decode_into, unpack, widen, Column, ColumnSet, IpColumn, RawLayout, Scratch, Target,
-    NUM_COLUMNS,
-};
+use crate::column::{unpack, widen, Column, ColumnSet, IpColumn, RawLayout, Target, NUM_COLUMNS};
 use crate::db::{day_of, read_meta, Database};
 use crate::error::{BlockError, BlockErrorKind, Error, Result};
 use crate::meta::{BlockMeta, META_FILE};
@@ -403,9 +400,10 @@ fn map_file(path: &Path) -> std::io::Result<Option<Mmap>> {
     Ok(Some(m))
 }
 
-/// Reusable decoding buffers for [`DayReader::read_into`], one per thread.
+/// Reusable decoding buffers for [`DayReader::read_into`] (the decompressed block
+/// it widens), one per thread.
 #[derive(Debug, Default)]
-pub struct DecodeScratch(Scratch);
+pub struct DecodeScratch(RawBlock);
 
 impl DayReader {
     /// Number of blocks in the plan this reader was opened from.
@@ -459,58 +457,8 @@ impl DayReader {
         data: &mut BlockData,
         scratch: &mut DecodeScratch,
     ) -> Result<(), BlockError> {
-        let Some(b) = self.blocks.get(i) else {
-            return Err(BlockError {
-                iface: self.iface.clone(),
-                date: self.date,
-                block: i,
-                timestamp: 0,
-                file: PathBuf::new(),
-                kind: BlockErrorKind::NoSuchBlock(self.blocks.len()),
-            });
-        };
-        if data.iface != self.iface {
-            data.iface.clone_from(&self.iface);
-        }
-        self.check_rows(i, b)?;
-        data.timestamp = b.timestamp;
-        data.stats = b.stats;
-        data.rows = b.rows() as usize;
-        data.rows_v4 = b.rows_v4 as usize;
-        for c in Column::ALL {
-            let wanted = self.columns.contains(c);
-            macro_rules! slot {
-                ($field:ident, $variant:ident) => {{
-                    if !wanted {
-                        data.$field = None;
-                        continue;
-                    }
-                    Target::$variant(data.$field.get_or_insert_with(Default::default))
-                }};
-            }
-            let target = match c {
-                Column::Sip => slot!(sip, Ip),
-                Column::Dip => slot!(dip, Ip),
-                Column::Proto => slot!(proto, U8),
-                Column::Dport => slot!(dport, U16),
-                Column::L7 => slot!(l7, U16),
-                Column::BytesRcvd => slot!(bytes_rcvd, U64),
-                Column::BytesSent => slot!(bytes_sent, U64),
-                Column::PktsRcvd => slot!(pkts_rcvd, U64),
-                Column::PktsSent => slot!(pkts_sent, U64),
-            };
-            let stored = self.stored(i, b, c)?;
-            decode_into(
-                c,
-                stored,
-                b.column(c),
-                b.rows_v4,
-                b.rows_v6,
-                &mut scratch.0,
-                target,
-            )
-            .map_err(|k| self.err(i, b, c, k))?;
-        }
+        self.read_raw_into(i, &mut scratch.0)?;
+        scratch.0.rows_into(0..usize::MAX, data);
         Ok(())
     }
 

@@ -275,28 +275,20 @@ fn same_rows(part: &godb::BlockData, whole: &godb::BlockData, lo: usize) {
         c.as_ref().map(|v| v.get(lo..hi).unwrap_or(&[]))
     }
     assert_eq!(part.proto.as_deref(), cut(&whole.proto, lo, hi), "proto");
-    assert_eq!(part.dport.as_deref(), cut(&whole.dport, lo, hi), "dport");
-    assert_eq!(part.l7.as_deref(), cut(&whole.l7, lo, hi), "l7");
-    assert_eq!(
-        part.bytes_rcvd.as_deref(),
-        cut(&whole.bytes_rcvd, lo, hi),
-        "bytes_rcvd"
-    );
-    assert_eq!(
-        part.bytes_sent.as_deref(),
-        cut(&whole.bytes_sent, lo, hi),
-        "bytes_sent"
-    );
-    assert_eq!(
-        part.pkts_rcvd.as_deref(),
-        cut(&whole.pkts_rcvd, lo, hi),
-        "pkts_rcvd"
-    );
-    assert_eq!(
-        part.pkts_sent.as_deref(),
-        cut(&whole.pkts_sent, lo, hi),
-        "pkts_sent"
-    );
+    for (name, p, w) in [
+        ("dport", &part.dport, &whole.dport),
+        ("l7", &part.l7, &whole.l7),
+    ] {
+        assert_eq!(p.as_deref(), cut(w, lo, hi), "{name}");
+    }
+    for (name, p, w) in [
+        ("bytes_rcvd", &part.bytes_rcvd, &whole.bytes_rcvd),
+        ("bytes_sent", &part.bytes_sent, &whole.bytes_sent),
+        ("pkts_rcvd", &part.pkts_rcvd, &whole.pkts_rcvd),
+        ("pkts_sent", &part.pkts_sent, &whole.pkts_sent),
+    ] {
+        assert_eq!(p.as_deref(), cut(w, lo, hi), "{name}");
+    }
     for (p, w) in [(&part.sip, &whole.sip), (&part.dip, &whole.dip)] {
         assert_eq!(p.is_some(), w.is_some(), "address column read");
         if let (Some(p), Some(w)) = (p, w) {

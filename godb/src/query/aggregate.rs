@@ -535,6 +535,12 @@ impl Table {
     ) {
         let (br, bs) = (counters.bytes_rcvd, counters.bytes_sent);
         let (pr, ps) = (counters.pkts_rcvd, counters.pkts_sent);
+        let counters_at = |i: usize| Counters {
+            bytes_rcvd: br[i],
+            bytes_sent: bs[i],
+            pkts_rcvd: pr[i],
+            pkts_sent: ps[i],
+        };
         if self.part.is_none() && !map.wants_prefetch() {
             // A table in the cache that keeps every key: nothing to prefetch or
             // drop, so each run of equal keys goes straight in.
@@ -543,13 +549,7 @@ impl Table {
                 if filtered && !self.mask[i] {
                     continue;
                 }
-                let key = key_of(i);
-                let c = Counters {
-                    bytes_rcvd: br[i],
-                    bytes_sent: bs[i],
-                    pkts_rcvd: pr[i],
-                    pkts_sent: ps[i],
-                };
+                let (key, c) = (key_of(i), counters_at(i));
                 match &mut run {
                     Some((k, sum)) if *k == key => sum.add(&c),
                     _ => {
@@ -577,13 +577,7 @@ impl Table {
             if filtered && !self.mask[i] {
                 continue;
             }
-            let key = key_of(i);
-            let c = Counters {
-                bytes_rcvd: br[i],
-                bytes_sent: bs[i],
-                pkts_rcvd: pr[i],
-                pkts_sent: ps[i],
-            };
+            let (key, c) = (key_of(i), counters_at(i));
             if m > 0 && keys[m - 1] == key {
                 sums[m - 1].add(&c);
                 continue;

@@ -435,39 +435,33 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                 };
                 let first_chunk = row_lo == 0;
                 let iface = *iface_idx as u16;
-                if chunked {
-                    let Some(decoded) = raw_block(r, b) else {
-                        break 'item;
-                    };
-                    if let Ok(block) = decoded.as_ref() {
-                        aggregate_raw(
-                            &mut table,
-                            block,
-                            &mut rows,
-                            iface,
-                            row_lo,
-                            row_hi,
-                            first_chunk,
-                            &mut span_acc,
-                        );
-                    }
-                    drop(decoded);
-                    raw_done(r, b);
-                    break 'item;
-                }
-                if cached != Some((r, b)) {
-                    cached = None;
-                    match reader.read_raw_into(b, &mut own) {
-                        Ok(()) => cached = Some((r, b)),
-                        Err(e) => {
-                            report(&e);
+                // A chunk's block from the shelf (decoded once), or the worker's own.
+                let shelved = if chunked { raw_block(r, b) } else { None };
+                let block: &RawBlock = if chunked {
+                    match shelved.as_deref() {
+                        Some(Ok(block)) => block,
+                        _ => {
+                            drop(shelved);
+                            raw_done(r, b);
                             break 'item;
                         }
                     }
-                }
+                } else {
+                    if cached != Some((r, b)) {
+                        cached = None;
+                        match reader.read_raw_into(b, &mut own) {
+                            Ok(()) => cached = Some((r, b)),
+                            Err(e) => {
+                                report(&e);
+                                break 'item;
+                            }
+                        }
+                    }
+                    &own
+                };
                 aggregate_raw(
                     &mut table,
-                    &own,
+                    block,
                     &mut rows,
                     iface,
                     row_lo,
@@ -475,6 +469,11 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                     first_chunk,
                     &mut span_acc,
                 );
+                if chunked {
+                    // The block goes back to the shelf's pool after its last chunk.
+                    drop(shelved);
+                    raw_done(r, b);
+                }
             }
             drop(reader);
             item_done(r);
