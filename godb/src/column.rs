@@ -322,6 +322,21 @@ pub(crate) enum Target<'a> {
     U64(&'a mut Vec<u64>),
 }
 
+impl Target<'_> {
+    /// Empties the target (a column that could not be widened comes out empty).
+    fn clear(&mut self) {
+        match self {
+            Target::Ip(c) => {
+                c.v4.clear();
+                c.v6.clear();
+            }
+            Target::U8(v) => v.clear(),
+            Target::U16(v) => v.clear(),
+            Target::U64(v) => v.clear(),
+        }
+    }
+}
+
 /// Decodes one stored column block after its checksum was verified, whole (tests;
 /// readers [`unpack`] and [`widen`] a range at a time).
 #[cfg(test)]
@@ -585,7 +600,7 @@ pub(crate) fn widen(
     rows_v4: usize,
     rows_v6: usize,
     (lo, hi): (usize, usize),
-    out: Target<'_>,
+    mut out: Target<'_>,
 ) -> Result<(), BlockErrorKind> {
     let rows = rows_v4 + rows_v6;
     let (lo, hi) = (lo.min(rows), hi.min(rows));
@@ -597,24 +612,26 @@ pub(crate) fn widen(
     } else {
         rows * w
     };
+    // On an error the target comes out empty, never holding an earlier range.
     if raw.len() != expected {
+        out.clear();
         return Err(BlockErrorKind::BadLength(format!(
             "{} raw bytes, expected {expected}",
             raw.len()
         )));
     }
+    if matches!(out, Target::Ip(_)) != (code == tag::IP) {
+        out.clear();
+        return Err(BlockErrorKind::BadEncoding(code));
+    }
     match out {
         Target::Ip(col) => {
-            if code != tag::IP {
-                return Err(BlockErrorKind::BadEncoding(code));
-            }
             let (b4, b6) = raw.split_at(4 * rows_v4);
             let r4 = (lo.min(rows_v4), hi.min(rows_v4));
             let r6 = (lo.max(rows_v4) - rows_v4, hi.max(rows_v4) - rows_v4);
             fill_ip(b4, rows_v4, shuffled, r4, &mut col.v4);
             fill_ip(b6, rows_v6, shuffled, r6, &mut col.v6);
         }
-        _ if code == tag::IP => return Err(BlockErrorKind::BadEncoding(code)),
         Target::U8(v) if w == 0 => {
             v.clear();
             v.resize(hi - lo, 0);

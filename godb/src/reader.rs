@@ -243,30 +243,16 @@ impl RawBlock {
             };
             let Some(layout) = layout else { continue };
             // `read_raw_into` checked the layout against the rows; should it not
-            // match, the column comes out empty and the caller's length checks
+            // match, `widen` leaves the column empty and the caller's length checks
             // report the block.
-            if widen(
+            let _ = widen(
                 &self.bytes[c.index()],
                 layout,
                 self.rows_v4,
                 self.rows_v6,
                 (lo, hi),
                 target,
-            )
-            .is_err()
-            {
-                match c {
-                    Column::Sip => out.sip = Some(IpColumn::default()),
-                    Column::Dip => out.dip = Some(IpColumn::default()),
-                    Column::Proto => out.proto = Some(Vec::new()),
-                    Column::Dport => out.dport = Some(Vec::new()),
-                    Column::L7 => out.l7 = Some(Vec::new()),
-                    Column::BytesRcvd => out.bytes_rcvd = Some(Vec::new()),
-                    Column::BytesSent => out.bytes_sent = Some(Vec::new()),
-                    Column::PktsRcvd => out.pkts_rcvd = Some(Vec::new()),
-                    Column::PktsSent => out.pkts_sent = Some(Vec::new()),
-                }
-            }
+            );
         }
     }
 }

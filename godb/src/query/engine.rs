@@ -192,7 +192,7 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
     // Address groupings on several workers: every worker aggregates every block,
     // keeping only the keys it owns (by hash), so the workers' tables are disjoint
     // (each holds a share of the keys, nothing is merged or sent between workers);
-    // each block is decoded once, by whichever worker reaches it first, and shared.
+    // each chunk is widened once, by whichever worker reaches it first, and shared.
     // Other groupings have few keys: each block goes to one worker, each worker keeps
     // a complete table, and the tables are merged at the end.
     let a = stmt.attributes;
@@ -372,11 +372,11 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
             return;
         }
         let (row_lo, row_hi) = (row_lo.min(block.rows()), row_hi.min(block.rows()));
+        let v4 = block.rows_v4();
         let mut at = row_lo;
         let mut result = Ok(());
         while at < row_hi && result.is_ok() {
             let end = row_hi.min(at + WIDEN_ROWS);
-            let v4 = block.rows_v4();
             table.expect(stmt, row_hi - at, v4.saturating_sub(at).min(row_hi - at));
             block.rows_into(at..end, rows);
             result = add(table, stmt, rows, iface, 0, usize::MAX);
