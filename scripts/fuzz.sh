@@ -19,8 +19,9 @@
 # Targets: decode (goflow/fuzz), meta, block, condition (godb/fuzz). Corpora per target:
 # work/T (grows, gitignored), seeds/T (generated, gitignored), corpus/T (a few committed
 # seeds), regressions/T (committed crash reproducers, replayed by the crates' tests).
-# Builds: no sanitizer (the fuzzed code is safe Rust; the only unsafe, godb's mmap, is
-# not reachable by input), release with debug assertions (integer overflow panics).
+# Builds: no sanitizer (the fuzzed code is safe Rust, plus liblz4's decoder, which
+# OSS-Fuzz fuzzes under sanitizers; our only unsafe, godb's mmap, is not reachable by
+# input), release with debug assertions (integer overflow panics).
 # Runs at nice 19 unless FUZZ_NICE says otherwise; extra libFuzzer flags in FUZZ_FLAGS.
 set -euo pipefail
 

@@ -8,6 +8,9 @@ use crate::meta::ColumnMeta;
 /// Number of columns of a flow row.
 pub const NUM_COLUMNS: usize = 9;
 
+/// The largest input (and output) of one lz4 block, `LZ4_MAX_INPUT_SIZE` of liblz4.
+const LZ4_MAX_INPUT: usize = 0x7E00_0000;
+
 /// One column of the stored flow rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Column {
@@ -563,12 +566,22 @@ pub(crate) fn unpack(
                 payload.len()
             )));
         }
+        // liblz4 (below) takes lengths as C ints, up to its LZ4_MAX_INPUT_SIZE.
+        if payload.len() > LZ4_MAX_INPUT || raw_len > LZ4_MAX_INPUT {
+            return Err(BlockErrorKind::BadLength(format!(
+                "lz4 payload of {} bytes for {raw_len} raw bytes: too large for one lz4 block",
+                payload.len()
+            )));
+        }
         // Only the growth of the buffer is zeroed: a reused buffer is overwritten.
         if out.len() < raw_len {
             out.resize(raw_len, 0);
         }
         out.truncate(raw_len);
-        let n = lz4_flex::block::decompress_into(payload, out)
+        // liblz4's decoder (the reference implementation, checked against the ends
+        // of its input and output) is about twice as fast as lz4_flex's on our
+        // blocks (docs/BENCHMARKS.md); the block format is the same.
+        let n = lz4::block::decompress_to_buffer(payload, Some(raw_len as i32), out)
             .map_err(|e| BlockErrorKind::Decompress(e.to_string()))?;
         if n != raw_len {
             return Err(BlockErrorKind::Decompress(format!(
@@ -772,6 +785,27 @@ mod tests {
             0,
         );
         assert_eq!(d, Ok(Decoded::Uint(values)));
+    }
+
+    #[test]
+    fn lz4_blocks_beyond_liblz4s_limit_are_errors() {
+        // 2^28 rows of 8 bytes: 2 GiB of raw bytes, more than one lz4 block may
+        // hold; refused before any buffer is allocated for them.
+        let rows = 1u32 << 28;
+        let mut stored = vec![0u8; (8usize << 28) / 256 + 1];
+        stored[0] = 4 | tag::LZ4_BIT;
+        let m = ColumnMeta {
+            encoding: stored[0],
+            raw_len: rows * 8,
+            ..meta_for(&encode_uint(&[1], 4))
+        };
+        let mut out = Vec::new();
+        let e = unpack(Column::PktsSent, &stored, &m, rows, 0, &mut out);
+        assert!(
+            matches!(&e, Err(BlockErrorKind::BadLength(why)) if why.contains("too large for one lz4 block")),
+            "{e:?}"
+        );
+        assert!(out.capacity() == 0);
     }
 
     #[test]
