@@ -262,6 +262,41 @@ impl<K: PackedKey> Default for Staged<K> {
     }
 }
 
+/// A row of a [`Partition`]: an address-only key, its hash and its counters (those
+/// of a run of adjacent rows with that key, summed).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PartRow<K> {
+    key: K,
+    hash: u64,
+    sum: Counters,
+}
+
+/// The rows of one chunk of an address-only grouping (talk_*) in shared mode, sorted
+/// out by the worker that owns their key: built once, by the worker that widened the
+/// chunk ([`Table::partition_block`]), so that every row is keyed, run-summed, hashed
+/// and its owner found once instead of by every worker; each worker then adds only
+/// its own rows ([`Table::add_partition`]).
+#[derive(Debug, Default)]
+pub(crate) struct Partition {
+    /// IPv4 address pairs, one list per worker.
+    v4: Vec<Vec<PartRow<u64>>>,
+    /// IPv6 address pairs, one list per worker.
+    v6: Vec<Vec<PartRow<[u64; 4]>>>,
+    /// Rows of the chunk (taken or filtered out).
+    rows: usize,
+}
+
+impl Partition {
+    /// Empties the lists (keeping their memory) for `workers` workers.
+    fn reset(&mut self, workers: usize) {
+        self.v4.resize_with(workers, Vec::new);
+        self.v6.resize_with(workers, Vec::new);
+        self.v4.iter_mut().for_each(Vec::clear);
+        self.v6.iter_mut().for_each(Vec::clear);
+        self.rows = 0;
+    }
+}
+
 /// The IPv6 form of an address-only key (see [`AddrTable`]'s `[u64; 4]` keys).
 #[inline]
 fn v6_pair(sip: &[u8; 16], dip: &[u8; 16]) -> [u64; 4] {
@@ -518,6 +553,114 @@ impl Table {
         self.add_rows(a, template, cols, counters, done..rows, filtered);
     }
 
+    /// Sorts the rows of a chunk of an address-only grouping ([`with_addr_only`])
+    /// into `out`, by owner among `workers` (see [`Partition`]); this table's mask
+    /// serves the condition. False if some rows could not be keyed (a column shorter
+    /// than the others): those are not in `out`.
+    pub fn partition_block(
+        &mut self,
+        stmt: &Statement,
+        cols: &Cols<'_>,
+        counters: &CounterCols<'_>,
+        workers: usize,
+        out: &mut Partition,
+    ) -> bool {
+        out.reset(workers.max(1));
+        let a = stmt.attributes;
+        let filtered = match &stmt.condition {
+            Some(c) => {
+                c.eval(cols, &mut self.mask, &mut self.pool);
+                true
+            }
+            None => false,
+        };
+        let rows = cols
+            .rows
+            .min(counters.bytes_rcvd.len())
+            .min(counters.bytes_sent.len())
+            .min(counters.pkts_rcvd.len())
+            .min(counters.pkts_sent.len());
+        out.rows = cols.rows;
+        if !with_addr_only(stmt) || (filtered && self.mask.len() < rows) {
+            return false;
+        }
+        let v4 = cols.rows_v4.min(rows);
+        let (sip, dip) = (a.sip, a.dip);
+        let (s4, d4) = (cols.sip4, cols.dip4);
+        let n4 = v4
+            .min(if sip { s4.len() } else { v4 })
+            .min(if dip { d4.len() } else { v4 });
+        let four = |s: &[[u8; 4]], on: bool, i: usize| -> u64 {
+            if on {
+                u64::from(u32::from_ne_bytes(s[i]))
+            } else {
+                0
+            }
+        };
+        let mask = filtered.then_some(&self.mask[..]);
+        partition_grouped(mask, counters, 0..n4, &mut out.v4, |i| {
+            four(s4, sip, i) | four(d4, dip, i) << 32
+        });
+        if n4 < v4 {
+            return false;
+        }
+        let (s6, d6) = (cols.sip6, cols.dip6);
+        let n6 = (rows - v4)
+            .min(if sip { s6.len() } else { rows })
+            .min(if dip { d6.len() } else { rows });
+        const NONE: [u8; 16] = [0; 16];
+        partition_grouped(mask, counters, v4..v4 + n6, &mut out.v6, |i| {
+            let s = if sip { &s6[i - v4] } else { &NONE };
+            let d = if dip { &d6[i - v4] } else { &NONE };
+            v6_pair(s, d)
+        });
+        v4 + n6 == cols.rows
+    }
+
+    /// Adds this worker's rows of a chunk sorted out by [`Table::partition_block`].
+    pub fn add_partition(&mut self, p: &Partition) {
+        let me = self.part.map_or(0, |(me, _)| me);
+        self.rows_seen += p.rows as u64;
+        if me == 0 {
+            self.rows_scanned += p.rows as u64;
+        }
+        let mut map = std::mem::take(&mut self.map_a);
+        if let Some(rows) = p.v4.get(me) {
+            self.add_part_rows(&mut map, rows);
+        }
+        self.map_a = map;
+        let mut map = std::mem::take(&mut self.map_a6);
+        if let Some(rows) = p.v6.get(me) {
+            self.add_part_rows(&mut map, rows);
+        }
+        self.map_a6 = map;
+    }
+
+    /// Adds hashed rows to `map`, a group at a time, the slots of the next group
+    /// prefetched while a group is added.
+    fn add_part_rows<K: PackedKey>(&mut self, map: &mut AddrTable<K>, rows: &[PartRow<K>]) {
+        let prefetch = |map: &AddrTable<K>, g: &[PartRow<K>]| {
+            if map.wants_prefetch() {
+                for r in g {
+                    map.prefetch(r.hash);
+                }
+            }
+        };
+        let mut groups = rows.chunks(GROUP).peekable();
+        if let Some(g) = groups.peek() {
+            prefetch(map, g);
+        }
+        while let Some(g) = groups.next() {
+            if let Some(n) = groups.peek() {
+                prefetch(map, n);
+            }
+            for r in g {
+                self.totals.add(&r.sum);
+                map.add_hashed(r.key, r.hash, &r.sum);
+            }
+        }
+    }
+
     /// Rows `range` (which the counters and, when `filtered`, the mask cover) into
     /// `map`, keyed by `key_of(row)`. Adjacent rows of the same key are summed first
     /// (blocks are stored sorted by flow key, so the rows of one conversation or
@@ -735,6 +878,54 @@ impl Table {
 }
 
 /// Whether the statement groups by addresses only (its IPv4 rows use [`AddrKey`]).
+/// Rows `range` of a chunk, keyed by `key_of(row)` (those the `mask`, if any, keeps),
+/// adjacent rows of one key summed, hashed and appended to the list of the worker
+/// owning the key (`out`, one list per worker).
+#[inline]
+fn partition_grouped<K: PackedKey>(
+    mask: Option<&[bool]>,
+    counters: &CounterCols<'_>,
+    range: std::ops::Range<usize>,
+    out: &mut [Vec<PartRow<K>>],
+    key_of: impl Fn(usize) -> K,
+) {
+    let workers = out.len();
+    let (br, bs) = (counters.bytes_rcvd, counters.bytes_sent);
+    let (pr, ps) = (counters.pkts_rcvd, counters.pkts_sent);
+    let mut flush = |key: K, sum: Counters| {
+        let hash = key.packed_hash();
+        if let Some(list) = out.get_mut(owner(hash, workers)) {
+            list.push(PartRow { key, hash, sum });
+        }
+    };
+    let mut run: Option<(K, Counters)> = None;
+    for i in range {
+        if let Some(m) = mask {
+            if !m[i] {
+                continue;
+            }
+        }
+        let key = key_of(i);
+        let c = Counters {
+            bytes_rcvd: br[i],
+            bytes_sent: bs[i],
+            pkts_rcvd: pr[i],
+            pkts_sent: ps[i],
+        };
+        match &mut run {
+            Some((k, sum)) if *k == key => sum.add(&c),
+            _ => {
+                if let Some((k, sum)) = run.replace((key, c)) {
+                    flush(k, sum);
+                }
+            }
+        }
+    }
+    if let Some((k, sum)) = run {
+        flush(k, sum);
+    }
+}
+
 fn with_addr_only(stmt: &Statement) -> bool {
     let a = stmt.attributes;
     (a.sip || a.dip) && !(a.time || a.iface || a.dport || a.proto || a.l7)
@@ -963,6 +1154,107 @@ mod tests {
         ];
         want.sort_by(|a, b| key_order(&a.0, &b.0));
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn partitioned_chunks_give_each_worker_its_own_keys() {
+        // A chunk sorted out by owner once, then added by each of three workers,
+        // gives the same tables as every worker reading every row (runs of equal
+        // keys, the all-zero key, IPv6 rows, a condition).
+        let n = 3000usize;
+        let v4 = 2000usize;
+        let sip4: Vec<[u8; 4]> = (0..v4).map(|i| [10, 0, (i / 7 % 50) as u8, 0]).collect();
+        let dip4: Vec<[u8; 4]> = (0..v4)
+            .map(|i| {
+                if i % 11 == 0 {
+                    [0; 4]
+                } else {
+                    [192, 0, 2, (i % 3) as u8]
+                }
+            })
+            .collect();
+        let sip6: Vec<[u8; 16]> = (v4..n)
+            .map(|i| {
+                [
+                    0x20,
+                    1,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    (i % 40) as u8,
+                ]
+            })
+            .collect();
+        let dip6: Vec<[u8; 16]> = (v4..n).map(|_| [0xfe; 16]).collect();
+        let dport: Vec<u16> = (0..n).map(|i| (i % 100) as u16).collect();
+        let count = |k: u64| -> Vec<u64> { (0..n as u64).map(|i| i * k % 1000 + 1).collect() };
+        let (br, bs, pr, ps) = (count(3), count(5), count(7), count(1));
+        let counters = CounterCols {
+            bytes_rcvd: &br,
+            bytes_sent: &bs,
+            pkts_rcvd: &pr,
+            pkts_sent: &ps,
+        };
+        let cols = Cols {
+            rows: n,
+            rows_v4: v4,
+            sip4: &sip4,
+            sip6: &sip6,
+            dip4: &dip4,
+            dip6: &dip6,
+            dport: &dport,
+            proto: &[],
+            l7: &[],
+            pkts_rcvd: &pr,
+            pkts_sent: &ps,
+        };
+        for q in ["talk_conv", "talk_src", "talk_dst"] {
+            for cond in [None, Some("dport < 60")] {
+                let mut stmt = Statement::new(q, 0, 1).unwrap();
+                if let Some(c) = cond {
+                    stmt = stmt.with_condition(c).unwrap();
+                }
+                let workers = 3;
+                let mut part = Partition::default();
+                let mut sorter = Table::default();
+                assert!(sorter.partition_block(&stmt, &cols, &counters, workers, &mut part));
+                let mut all = Counters::default();
+                for me in 0..workers {
+                    let mut by_rows = Table {
+                        part: Some((me, workers)),
+                        ..Table::default()
+                    };
+                    by_rows.add_block(&stmt, &cols, &counters, 0, 0);
+                    let mut by_part = Table {
+                        part: Some((me, workers)),
+                        ..Table::default()
+                    };
+                    by_part.add_partition(&part);
+                    assert_eq!(by_part.totals, by_rows.totals, "{q} {cond:?} {me}");
+                    assert_eq!(by_part.rows_scanned, by_rows.rows_scanned);
+                    let sorted = |t: Table| {
+                        let mut e: Vec<(Key, Counters)> = t.into_entries().collect();
+                        e.sort_by(|a, b| key_order(&a.0, &b.0));
+                        e
+                    };
+                    all.add(&by_part.totals);
+                    assert_eq!(sorted(by_part), sorted(by_rows), "{q} {cond:?} {me}");
+                }
+                let mut one = Table::default();
+                one.add_block(&stmt, &cols, &counters, 0, 0);
+                assert_eq!(all, one.totals, "{q} {cond:?}");
+            }
+        }
     }
 
     #[test]

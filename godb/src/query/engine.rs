@@ -12,8 +12,10 @@
 //!
 //! - groupings by address (many keys) on several workers: the blocks are cut into
 //!   chunks, each chunk widened once and aggregated by every worker, each keeping
-//!   only the keys it owns by hash (disjoint tables, nothing sent between workers,
-//!   nothing merged; see `Board`);
+//!   only the keys it owns by hash (disjoint tables, nothing merged; see `Board`).
+//!   For groupings by addresses alone (talk_*), the worker that widens a chunk also
+//!   keys, run-sums and hashes its rows and sorts them out by owner (`Partition`),
+//!   so that every worker adds only its own rows instead of reading all of them;
 //! - other groupings (few keys): the workers pull block after block (or chunk after
 //!   chunk, when there are fewer blocks than the workers could share) from a shared
 //!   counter, each into its own complete table, and the tables are merged.
@@ -26,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
-use super::aggregate::{finish_cut, CounterCols, Cut, Key, Table};
+use super::aggregate::{finish_cut, CounterCols, Cut, Key, Partition, Table};
 use super::audit::{Problem, ProblemKind};
 use super::condition::Cols;
 use super::error::QueryError;
@@ -197,6 +199,10 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
     // a complete table, and the tables are merged at the end.
     let a = stmt.attributes;
     let shared_mode = cores > 1 && (a.sip || a.dip);
+    // Address-only groupings (talk_*) in shared mode: the worker that widens a chunk
+    // also keys, run-sums and hashes its rows once and sorts them out by owner (see
+    // `Partition`); every worker then adds only its own rows.
+    let parted = shared_mode && !(a.time || a.iface || a.dport || a.proto || a.l7);
 
     // Work items: (reader, block, first row, end row). Many blocks on workers of
     // their own: one item per block, each worker decoding into its own reused
@@ -507,7 +513,10 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                     let decoded = raw_block(r, b);
                     let ok = match decoded.as_deref() {
                         Some(Ok(block)) => {
-                            block.rows_into(lo..hi, &mut data);
+                            block.rows_into(lo..hi, &mut data.data);
+                            data.parted = parted.then(|| {
+                                partition(&mut table, stmt, &data.data, threads, &mut data.part)
+                            });
                             true
                         }
                         _ => false,
@@ -526,16 +535,23 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                         continue;
                     };
                     let iface = slots.get(r).map_or(0, |s| s.0) as u16;
-                    let ts = data.timestamp;
+                    let ts = data.data.timestamp;
                     // The rest of the block is coming.
                     if let Some(&(rows, v4)) = offsets.get(r).and_then(|o| block_rows.get(o + b)) {
                         table.expect(stmt, rows.saturating_sub(lo), v4.saturating_sub(lo));
                     }
                     if ts >= ts_lo && ts <= ts_hi {
-                        let result = add(&mut table, stmt, &data, iface, 0, usize::MAX);
+                        let result = match &data.parted {
+                            Some(Ok(())) => {
+                                table.add_partition(&data.part);
+                                Ok(())
+                            }
+                            Some(Err(e)) => Err(e.clone()),
+                            None => add(&mut table, stmt, &data.data, iface, 0, usize::MAX),
+                        };
                         // Worker 0 accounts for the block, at its first chunk.
                         if me == 0 && lo == 0 {
-                            account(result, &data.iface, ts, &mut span_acc);
+                            account(result, &data.data.iface, ts, &mut span_acc);
                         }
                     }
                     drop(data);
@@ -861,13 +877,24 @@ impl RawShelf {
 /// one worker runs ahead of another).
 const LIVE_PER_WORKER: usize = 2;
 
+/// A widened chunk of shared mode; for address-only groupings also its rows sorted
+/// out by owner, by the worker that widened it.
+#[derive(Default)]
+struct Chunk {
+    data: BlockData,
+    part: Partition,
+    /// Whether `part` holds the rows (the outcome of [`partition`]); `None` when every
+    /// worker aggregates `data` itself.
+    parted: Option<Result<(), String>>,
+}
+
 /// What a worker of the shared mode does next.
 enum Step {
     /// Widen work item `i` (a chunk of a block) into this buffer, then hand it to
     /// [`Board::ready`] (or report [`Board::failed`]).
-    Decode(usize, Box<BlockData>),
+    Decode(usize, Box<Chunk>),
     /// Aggregate work item `i` (widened), then tell [`Board::consumed`].
-    Process(usize, Arc<BlockData>),
+    Process(usize, Arc<Chunk>),
     /// Every item is done, or the query stopped.
     Finish,
 }
@@ -879,7 +906,7 @@ enum Cell {
     /// A worker is widening it.
     Decoding,
     /// Widened; the number of workers that still have to aggregate it.
-    Ready(Arc<BlockData>, usize),
+    Ready(Arc<Chunk>, usize),
     /// Aggregated by every worker, or its block failed to decode.
     Gone,
 }
@@ -899,8 +926,8 @@ struct BoardState {
     live: usize,
     /// Lowest item that may still be `Todo`.
     next_todo: usize,
-    /// Buffers of consumed blocks, to decode later blocks into.
-    pool: Vec<BlockData>,
+    /// Buffers of consumed chunks, to widen later chunks into.
+    pool: Vec<Chunk>,
 }
 
 /// One worker's progress over the items: which it has aggregated (or found gone).
@@ -982,7 +1009,7 @@ impl Board {
     }
 
     /// Item `i` is decoded: every worker may aggregate it now.
-    fn ready(&self, i: usize, data: Box<BlockData>) {
+    fn ready(&self, i: usize, data: Box<Chunk>) {
         let mut st = lock(&self.state);
         if let Some(c) = st.cells.get_mut(i) {
             *c = Cell::Ready(Arc::new(*data), self.threads);
@@ -1066,11 +1093,43 @@ fn add(
     row_lo: usize,
     row_hi: usize,
 ) -> Result<(), String> {
+    let (cols, counters) = columns_of(b, row_lo, row_hi)?;
+    table.add_block(stmt, &cols, &counters, b.timestamp, iface);
+    Ok(())
+}
+
+/// Checks the lengths of a widened chunk's columns and sorts its rows out by owner
+/// among `workers` (address-only groupings in shared mode, see [`Partition`]).
+fn partition(
+    table: &mut Table,
+    stmt: &Statement,
+    b: &BlockData,
+    workers: usize,
+    out: &mut Partition,
+) -> Result<(), String> {
+    let (cols, counters) = columns_of(b, 0, usize::MAX)?;
+    if table.partition_block(stmt, &cols, &counters, workers, out) {
+        Ok(())
+    } else {
+        Err("columns of different lengths".into())
+    }
+}
+
+/// The columns of a decoded block's rows `row_lo..row_hi` (clamped to the block),
+/// once their lengths are checked.
+fn columns_of(
+    b: &BlockData,
+    row_lo: usize,
+    row_hi: usize,
+) -> Result<(Cols<'_>, CounterCols<'_>), String> {
     let rows = b.rows;
     let v4 = b.rows_v4;
-    let empty_ip = IpColumn::default();
-    let sip = b.sip.as_ref().unwrap_or(&empty_ip);
-    let dip = b.dip.as_ref().unwrap_or(&empty_ip);
+    const EMPTY_IP: &IpColumn = &IpColumn {
+        v4: Vec::new(),
+        v6: Vec::new(),
+    };
+    let sip = b.sip.as_ref().unwrap_or(EMPTY_IP);
+    let dip = b.dip.as_ref().unwrap_or(EMPTY_IP);
     let check_ip = |name: &str, c: &Option<IpColumn>| -> Result<(), String> {
         match c {
             Some(c) if c.v4.len() != v4 || c.v4.len() + c.v6.len() != rows => Err(format!(
@@ -1117,8 +1176,7 @@ fn add(
         pkts_rcvd: counters.pkts_rcvd,
         pkts_sent: counters.pkts_sent,
     };
-    table.add_block(stmt, &cols, &counters, b.timestamp, iface);
-    Ok(())
+    Ok((cols, counters))
 }
 
 fn counter<'a>(c: &'a Option<Vec<u64>>, name: &str, rows: usize) -> Result<&'a [u64], String> {
