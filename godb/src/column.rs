@@ -150,21 +150,32 @@ pub(crate) mod tag {
         len: 1,
         name: "lz4",
     };
-    pub const RESERVED: Field = Field {
+    pub const FRAMED: Field = Field {
         off: 5,
-        len: 3,
+        len: 1,
+        name: "framed",
+    };
+    pub const RESERVED: Field = Field {
+        off: 6,
+        len: 2,
         name: "reserved",
     };
     #[cfg(test)]
-    pub const LAYOUT: &[Field] = &[WIDTH, SHUFFLE, LZ4, RESERVED];
+    pub const LAYOUT: &[Field] = &[WIDTH, SHUFFLE, LZ4, FRAMED, RESERVED];
 
     pub const WIDTH_MASK: u8 = (1 << WIDTH.len) - 1;
     pub const SHUFFLE_BIT: u8 = 1 << SHUFFLE.off;
     pub const LZ4_BIT: u8 = 1 << LZ4.off;
-    pub const RESERVED_MASK: u8 = 0b111 << RESERVED.off;
+    pub const FRAMED_BIT: u8 = 1 << FRAMED.off;
+    pub const RESERVED_MASK: u8 = 0b11 << RESERVED.off;
     /// Width code of IP columns.
     pub const IP: u8 = 5;
 }
+
+/// Rows per frame of the column blocks a writer frames (those of more rows): each
+/// frame is an lz4 block of its own, so that a reader decodes a block a frame at a
+/// time into a small buffer that stays in the cache (docs/FORMAT.md, "Frames").
+pub(crate) const FRAME_ROWS: usize = 8192;
 
 /// Byte width of integer width code `code` (0..=4).
 fn width_of(code: u8) -> usize {
@@ -203,8 +214,13 @@ fn shuffle_into(raw: &[u8], w: usize, out: &mut Vec<u8>) {
     }
 }
 
-/// Picks the smallest of raw, lz4(raw) and lz4(shuffled).
-fn choose(width_code: u8, raw: Vec<u8>, shuffled: Option<Vec<u8>>) -> Encoded {
+/// Picks the smallest of the raw bytes and the compressed `candidates` (tag flags and
+/// payload each), made only when there are raw bytes.
+fn choose<I: IntoIterator<Item = (u8, Vec<u8>)>>(
+    width_code: u8,
+    raw: Vec<u8>,
+    candidates: impl FnOnce(&[u8]) -> I,
+) -> Encoded {
     let raw_len = raw.len();
     let mut best: Vec<u8> = Vec::with_capacity(raw_len + 1);
     best.push(width_code);
@@ -215,18 +231,13 @@ fn choose(width_code: u8, raw: Vec<u8>, shuffled: Option<Vec<u8>>) -> Encoded {
             raw_len,
         };
     }
-    let mut consider = |flags: u8, input: &[u8]| {
-        let c = lz4_flex::block::compress(input);
+    for (flags, c) in candidates(&raw) {
         if c.len() + 1 < best.len() {
             let mut v = Vec::with_capacity(c.len() + 1);
             v.push(width_code | flags);
             v.extend_from_slice(&c);
             best = v;
         }
-    };
-    consider(tag::LZ4_BIT, &raw);
-    if let Some(s) = shuffled {
-        consider(tag::LZ4_BIT | tag::SHUFFLE_BIT, &s);
     }
     Encoded {
         bytes: best,
@@ -234,20 +245,86 @@ fn choose(width_code: u8, raw: Vec<u8>, shuffled: Option<Vec<u8>>) -> Encoded {
     }
 }
 
+/// The payload of a framed column block of `rows` rows: the rows per frame, then
+/// each frame's lz4 length and lz4 block; `frame_raw(lo, hi, buf)` appends the raw
+/// (possibly shuffled) bytes of rows `lo..hi` to `buf`.
+fn framed(
+    rows: usize,
+    frame_rows: usize,
+    frame_raw: impl Fn(usize, usize, &mut Vec<u8>),
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(frame_rows as u32).to_le_bytes());
+    let mut raw = Vec::new();
+    let mut lo = 0;
+    while lo < rows {
+        let hi = (lo + frame_rows).min(rows);
+        raw.clear();
+        frame_raw(lo, hi, &mut raw);
+        let c = lz4_flex::block::compress(&raw);
+        out.extend_from_slice(&(c.len() as u32).to_le_bytes());
+        out.extend_from_slice(&c);
+        lo = hi;
+    }
+    out
+}
+
 /// Encodes an IP column: the IPv4 addresses, then the IPv6 addresses.
 pub(crate) fn encode_ip(v4: &[[u8; 4]], v6: &[[u8; 16]]) -> Encoded {
+    encode_ip_framed(v4, v6, FRAME_ROWS)
+}
+
+/// [`encode_ip`], framed by `frame_rows` rows when it has more.
+pub(crate) fn encode_ip_framed(v4: &[[u8; 4]], v6: &[[u8; 16]], frame_rows: usize) -> Encoded {
     let mut raw = Vec::with_capacity(v4.len() * 4 + v6.len() * 16);
     raw.extend(v4.iter().flatten());
     raw.extend(v6.iter().flatten());
-    let mut shuffled = Vec::with_capacity(raw.len());
-    shuffle_into(&raw[..v4.len() * 4], 4, &mut shuffled);
-    shuffle_into(&raw[v4.len() * 4..], 16, &mut shuffled);
-    choose(tag::IP, raw, Some(shuffled))
+    let (n4, rows) = (v4.len(), v4.len() + v6.len());
+    choose(tag::IP, raw, |raw| {
+        let (b4, b6) = raw.split_at(n4 * 4);
+        // Rows lo..hi: their IPv4 addresses, then their IPv6 addresses.
+        let part = |lo: usize, hi: usize, shuffle: bool, out: &mut Vec<u8>| {
+            let (a, b) = (lo.min(n4), hi.min(n4));
+            let (c, d) = (lo.max(n4) - n4, hi.max(n4) - n4);
+            if shuffle {
+                shuffle_into(&b4[a * 4..b * 4], 4, out);
+                shuffle_into(&b6[c * 16..d * 16], 16, out);
+            } else {
+                out.extend_from_slice(&b4[a * 4..b * 4]);
+                out.extend_from_slice(&b6[c * 16..d * 16]);
+            }
+        };
+        let mut out = Vec::with_capacity(2);
+        if rows > frame_rows {
+            let f = tag::LZ4_BIT | tag::FRAMED_BIT;
+            out.push((
+                f,
+                framed(rows, frame_rows, |lo, hi, o| part(lo, hi, false, o)),
+            ));
+            let f = f | tag::SHUFFLE_BIT;
+            out.push((
+                f,
+                framed(rows, frame_rows, |lo, hi, o| part(lo, hi, true, o)),
+            ));
+        } else {
+            let mut shuffled = Vec::with_capacity(raw.len());
+            part(0, rows, true, &mut shuffled);
+            out.push((tag::LZ4_BIT, lz4_flex::block::compress(raw)));
+            let f = tag::LZ4_BIT | tag::SHUFFLE_BIT;
+            out.push((f, lz4_flex::block::compress(&shuffled)));
+        }
+        out
+    })
 }
 
 /// Encodes an integer column in the narrowest width (at most `max_code`) that holds
 /// its largest value.
 pub(crate) fn encode_uint(values: &[u64], max_code: u8) -> Encoded {
+    encode_uint_framed(values, max_code, FRAME_ROWS)
+}
+
+/// [`encode_uint`], framed by `frame_rows` rows when it has more.
+pub(crate) fn encode_uint_framed(values: &[u64], max_code: u8, frame_rows: usize) -> Encoded {
     let max = values.iter().copied().max().unwrap_or(0);
     let code: u8 = match max {
         0 => 0,
@@ -262,12 +339,40 @@ pub(crate) fn encode_uint(values: &[u64], max_code: u8) -> Encoded {
     for v in values {
         raw.extend_from_slice(&v.to_le_bytes()[..w]);
     }
-    let shuffled = (w > 1).then(|| {
-        let mut s = Vec::with_capacity(raw.len());
-        shuffle_into(&raw, w, &mut s);
-        s
-    });
-    choose(code, raw, shuffled)
+    let rows = values.len();
+    choose(code, raw, |raw| {
+        let part = |lo: usize, hi: usize, shuffle: bool, out: &mut Vec<u8>| {
+            if shuffle {
+                shuffle_into(&raw[lo * w..hi * w], w, out);
+            } else {
+                out.extend_from_slice(&raw[lo * w..hi * w]);
+            }
+        };
+        let mut out = Vec::with_capacity(2);
+        if rows > frame_rows {
+            let f = tag::LZ4_BIT | tag::FRAMED_BIT;
+            out.push((
+                f,
+                framed(rows, frame_rows, |lo, hi, o| part(lo, hi, false, o)),
+            ));
+            if w > 1 {
+                let f = f | tag::SHUFFLE_BIT;
+                out.push((
+                    f,
+                    framed(rows, frame_rows, |lo, hi, o| part(lo, hi, true, o)),
+                ));
+            }
+        } else {
+            out.push((tag::LZ4_BIT, lz4_flex::block::compress(raw)));
+            if w > 1 {
+                let mut shuffled = Vec::with_capacity(raw.len());
+                part(0, rows, true, &mut shuffled);
+                let f = tag::LZ4_BIT | tag::SHUFFLE_BIT;
+                out.push((f, lz4_flex::block::compress(&shuffled)));
+            }
+        }
+        out
+    })
 }
 
 /// Encodes `values` for integer column `c`.
@@ -377,8 +482,8 @@ fn fill_uint<T: Copy + Default>(
     out: &mut Vec<T>,
     conv: impl Fn(u64) -> T,
 ) {
-    out.clear();
-    // One allocation of the final size, not a doubling chain (fresh memory is costly).
+    // Appended to `out`: one allocation of the final size, not a doubling chain
+    // (fresh memory is costly).
     out.reserve_exact(hi - lo);
     if !shuffled || w == 1 {
         let bytes = bytes.get(lo * w..hi * w).unwrap_or(&[]);
@@ -478,7 +583,7 @@ fn fill_ip<const W: usize>(
     (lo, hi): (usize, usize),
     out: &mut Vec<[u8; W]>,
 ) {
-    out.clear();
+    // Appended to `out`.
     out.reserve_exact(hi - lo);
     if !shuffled {
         let bytes = bytes.get(lo * W..hi * W).unwrap_or(&[]);
@@ -502,12 +607,71 @@ fn fill_ip<const W: usize>(
         }));
         return;
     }
-    out.resize(len, [0u8; W]);
+    let start = out.len();
+    out.resize(start + len, [0u8; W]);
     for (j, plane) in p.iter().enumerate() {
-        for (a, &x) in out.iter_mut().zip(*plane) {
+        for (a, &x) in out[start..].iter_mut().zip(*plane) {
             a[j] = x;
         }
     }
+}
+
+/// [`widen`] of a framed block: the frames holding rows `lo..hi` decoded one at a
+/// time (into the thread's frame buffer, which stays in the cache) and their rows of
+/// the range appended to `out`.
+fn widen_frames(
+    payload: &[u8],
+    code: u8,
+    shuffled: bool,
+    rows_v4: usize,
+    rows_v6: usize,
+    (lo, hi): (usize, usize),
+    out: &mut Target<'_>,
+) -> Result<(), BlockErrorKind> {
+    if code == 0 || matches!(out, Target::Ip(_)) != (code == tag::IP) {
+        return Err(BlockErrorKind::BadEncoding(code));
+    }
+    let w = width_of(code);
+    FRAME.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        for f in frames(payload, code, rows_v4, rows_v6) {
+            let f = f?;
+            if f.hi <= lo {
+                continue;
+            }
+            if f.lo >= hi {
+                break;
+            }
+            if buf.len() < f.raw_len {
+                buf.resize(f.raw_len, 0);
+            }
+            let raw = &mut buf[..f.raw_len];
+            // (unpack checked the lengths against liblz4's limit.)
+            let n = lz4::block::decompress_to_buffer(f.lz4, Some(f.raw_len as i32), raw)
+                .map_err(|e| BlockErrorKind::Decompress(format!("frame at row {}: {e}", f.lo)))?;
+            if n != f.raw_len {
+                return Err(BlockErrorKind::Decompress(format!(
+                    "frame at row {}: decompressed {n} bytes, expected {}",
+                    f.lo, f.raw_len
+                )));
+            }
+            let rows = f.hi - f.lo;
+            let (a, b) = (lo.max(f.lo) - f.lo, hi.min(f.hi) - f.lo);
+            match out {
+                Target::Ip(col) => {
+                    let n4 = f.n4;
+                    let (b4, b6) = raw.split_at(4 * n4);
+                    fill_ip(b4, n4, shuffled, (a.min(n4), b.min(n4)), &mut col.v4);
+                    let r6 = (a.max(n4) - n4, b.max(n4) - n4);
+                    fill_ip(b6, rows - n4, shuffled, r6, &mut col.v6);
+                }
+                Target::U8(v) => fill_uint(raw, rows, w, shuffled, (a, b), v, |x| x as u8),
+                Target::U16(v) => fill_uint(raw, rows, w, shuffled, (a, b), v, |x| x as u16),
+                Target::U64(v) => fill_uint(raw, rows, w, shuffled, (a, b), v, |x| x),
+            }
+        }
+        Ok(())
+    })
 }
 
 /// How the raw bytes of a column block are laid out once [`unpack`] has checked and
@@ -517,6 +681,9 @@ fn fill_ip<const W: usize>(
 pub(crate) struct RawLayout {
     code: u8,
     shuffled: bool,
+    /// Rows per frame of a framed block (whose bytes are then the stored frames, still
+    /// compressed, decoded as they are widened); 0 if not framed.
+    frame_rows: usize,
 }
 
 /// Checks one stored column block (after its checksum was verified) against its
@@ -540,6 +707,7 @@ pub(crate) fn unpack(
     let code = t & tag::WIDTH_MASK;
     let shuffle = t & tag::SHUFFLE_BIT != 0;
     let lz4 = t & tag::LZ4_BIT != 0;
+    let framed = t & tag::FRAMED_BIT != 0;
     let (v4, v6) = (rows_v4 as u64, rows_v6 as u64);
     let rows = v4 + v6;
     let expected_raw = match c.max_width_code() {
@@ -547,7 +715,7 @@ pub(crate) fn unpack(
         Some(max) if code <= max => rows * width_of(code) as u64,
         _ => return Err(BlockErrorKind::BadEncoding(t)),
     };
-    if code == 0 && (shuffle || lz4 || !payload.is_empty()) {
+    if (code == 0 && (shuffle || lz4 || framed || !payload.is_empty())) || (framed && !lz4) {
         return Err(BlockErrorKind::BadEncoding(t));
     }
     if expected_raw != u64::from(meta.raw_len) {
@@ -557,6 +725,17 @@ pub(crate) fn unpack(
         )));
     }
     let raw_len = meta.raw_len as usize;
+    if framed {
+        let frame_rows = check_frames(payload, code, rows_v4 as usize, rows_v6 as usize)?;
+        // Kept compressed: the frames are decoded as rows are widened.
+        out.clear();
+        out.extend_from_slice(payload);
+        return Ok(RawLayout {
+            code,
+            shuffled: shuffle,
+            frame_rows,
+        });
+    }
     if lz4 {
         // lz4 cannot expand data more than about 255-fold: refuse to allocate for a
         // length that the payload cannot possibly produce.
@@ -601,7 +780,128 @@ pub(crate) fn unpack(
     Ok(RawLayout {
         code,
         shuffled: shuffle,
+        frame_rows: 0,
     })
+}
+
+/// The frames of a framed payload (docs/FORMAT.md, "Frames"): for each frame its
+/// rows, the length of its raw bytes and its lz4 block, in row order.
+fn frames<'a>(
+    payload: &'a [u8],
+    code: u8,
+    rows_v4: usize,
+    rows_v6: usize,
+) -> impl Iterator<Item = Result<Frame<'a>, BlockErrorKind>> + 'a {
+    let rows = rows_v4 + rows_v6;
+    let bad = |why: String| BlockErrorKind::BadLength(format!("frames: {why}"));
+    let u32_at = |at: usize| -> Option<usize> {
+        let b = payload.get(at..at.checked_add(4)?)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let frame_rows = u32_at(0).unwrap_or(0);
+    let mut at = 4;
+    let mut lo = 0;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed || lo >= rows {
+            return None;
+        }
+        if frame_rows == 0 {
+            failed = true;
+            return Some(Err(bad("no rows per frame".into())));
+        }
+        let hi = lo.saturating_add(frame_rows).min(rows);
+        let Some(len) = u32_at(at) else {
+            failed = true;
+            return Some(Err(bad(format!(
+                "frame at row {lo}: payload ends at byte {at}"
+            ))));
+        };
+        let start = at + 4;
+        let Some(lz4) = payload.get(start..start.saturating_add(len)) else {
+            failed = true;
+            return Some(Err(bad(format!(
+                "frame at row {lo}: {len} bytes past the payload"
+            ))));
+        };
+        at = start + len;
+        let n4 = hi.min(rows_v4) - lo.min(rows_v4);
+        let n6 = (hi - lo) - n4;
+        let raw_len = if code == tag::IP {
+            4 * n4 + 16 * n6
+        } else {
+            (hi - lo) * width_of(code)
+        };
+        let f = Frame {
+            lo,
+            hi,
+            n4,
+            raw_len,
+            lz4,
+            end: at,
+        };
+        lo = hi;
+        Some(Ok(f))
+    })
+}
+
+/// One frame of a framed column block.
+struct Frame<'a> {
+    /// Its rows, `lo..hi` of the block.
+    lo: usize,
+    hi: usize,
+    /// How many of them are IPv4 rows (address columns).
+    n4: usize,
+    /// Length of its raw bytes.
+    raw_len: usize,
+    /// Its lz4 block.
+    lz4: &'a [u8],
+    /// Where it ends in the payload.
+    end: usize,
+}
+
+/// Checks the frame index of a framed payload: one frame per `frame_rows` rows,
+/// each lz4 block within the payload and able to hold its rows, nothing after the
+/// last. The rows per frame.
+fn check_frames(
+    payload: &[u8],
+    code: u8,
+    rows_v4: usize,
+    rows_v6: usize,
+) -> Result<usize, BlockErrorKind> {
+    if rows_v4 + rows_v6 == 0 {
+        return Err(BlockErrorKind::BadLength(
+            "frames: a framed block without rows".into(),
+        ));
+    }
+    let mut end = 4;
+    for f in frames(payload, code, rows_v4, rows_v6) {
+        let f = f?;
+        if f.raw_len > f.lz4.len().saturating_mul(256).saturating_add(64)
+            || f.raw_len > LZ4_MAX_INPUT
+        {
+            return Err(BlockErrorKind::BadLength(format!(
+                "frames: raw length {} impossible for the lz4 block of {} bytes at row {}",
+                f.raw_len,
+                f.lz4.len(),
+                f.lo
+            )));
+        }
+        end = f.end;
+    }
+    if end != payload.len() {
+        return Err(BlockErrorKind::BadLength(format!(
+            "frames: {} bytes after the last frame",
+            payload.len().saturating_sub(end)
+        )));
+    }
+    let b = payload.get(..4).unwrap_or(&[0; 4]);
+    Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+}
+
+thread_local! {
+    /// The raw bytes of the frame being widened (one buffer per thread, reused).
+    static FRAME: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Rows `lo..hi` (clamped to the block) of a column block unpacked by [`unpack`] (its
@@ -618,8 +918,20 @@ pub(crate) fn widen(
     let rows = rows_v4 + rows_v6;
     let (lo, hi) = (lo.min(rows), hi.min(rows));
     let (lo, hi) = (lo.min(hi), hi);
-    let RawLayout { code, shuffled } = layout;
+    let RawLayout {
+        code,
+        shuffled,
+        frame_rows,
+    } = layout;
     let w = width_of(code);
+    if frame_rows > 0 {
+        out.clear();
+        let result = widen_frames(raw, code, shuffled, rows_v4, rows_v6, (lo, hi), &mut out);
+        if result.is_err() {
+            out.clear();
+        }
+        return result;
+    }
     let expected = if code == tag::IP {
         4 * rows_v4 + 16 * rows_v6
     } else {
@@ -637,6 +949,7 @@ pub(crate) fn widen(
         out.clear();
         return Err(BlockErrorKind::BadEncoding(code));
     }
+    out.clear();
     match out {
         Target::Ip(col) => {
             let (b4, b6) = raw.split_at(4 * rows_v4);
@@ -761,6 +1074,151 @@ mod tests {
         }
     }
 
+    /// Rows `lo..hi` of a column block widened on their own, as [`RawBlock`] does.
+    fn widen_range(e: &Encoded, c: Column, v4: usize, v6: usize, lo: usize, hi: usize) -> Decoded {
+        let mut raw = Vec::new();
+        let layout = unpack(c, &e.bytes, &meta_for(e), v4 as u32, v6 as u32, &mut raw).unwrap();
+        if c.max_width_code().is_none() {
+            let mut col = IpColumn::default();
+            widen(&raw, layout, v4, v6, (lo, hi), Target::Ip(&mut col)).unwrap();
+            Decoded::Ip(col)
+        } else {
+            let mut v = vec![7u64; 3];
+            widen(&raw, layout, v4, v6, (lo, hi), Target::U64(&mut v)).unwrap();
+            Decoded::Uint(v)
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn framed_blocks_round_trip(values in prop::collection::vec(prop_oneof![
+                                        Just(0u64), 0u64..300, 0u64..70_000, any::<u64>()], 1..200),
+                                    v4 in prop::collection::vec(any::<[u8; 4]>(), 0..60),
+                                    v6 in prop::collection::vec(any::<[u8; 16]>(), 0..60),
+                                    frame_rows in 1usize..40,
+                                    a in 0usize..300, b in 0usize..300) {
+            // Any rows per frame, whole and any range of rows: the same values as
+            // the column they were made from.
+            let e = encode_uint_framed(&values, 4, frame_rows);
+            let n = values.len();
+            if n > frame_rows && values.iter().any(|v| *v != 0) {
+                prop_assert!(e.tag() & tag::FRAMED_BIT != 0 || e.tag() & tag::LZ4_BIT == 0);
+            }
+            let d = decode(Column::BytesSent, &e.bytes, &meta_for(&e), n as u32, 0);
+            prop_assert_eq!(d, Ok(Decoded::Uint(values.clone())));
+            let (lo, hi) = (a.min(b).min(n), a.max(b).min(n));
+            prop_assert_eq!(widen_range(&e, Column::BytesSent, n, 0, lo, hi),
+                            Decoded::Uint(values[lo..hi].to_vec()));
+            let rows = v4.len() + v6.len();
+            if rows > 0 {
+                let e = encode_ip_framed(&v4, &v6, frame_rows);
+                let d = decode(Column::Sip, &e.bytes, &meta_for(&e), v4.len() as u32, v6.len() as u32);
+                prop_assert_eq!(d, Ok(Decoded::Ip(IpColumn { v4: v4.clone(), v6: v6.clone() })));
+                let (lo, hi) = (a.min(b).min(rows), a.max(b).min(rows));
+                let n4 = v4.len();
+                let want = IpColumn {
+                    v4: v4[lo.min(n4)..hi.min(n4)].to_vec(),
+                    v6: v6[lo.max(n4) - n4..hi.max(n4) - n4].to_vec(),
+                };
+                prop_assert_eq!(widen_range(&e, Column::Sip, n4, v6.len(), lo, hi), Decoded::Ip(want));
+            }
+        }
+    }
+
+    #[test]
+    fn large_blocks_are_framed() {
+        // More rows than a frame: framed, shuffled (counters with high zero bytes),
+        // one lz4 block per FRAME_ROWS rows.
+        let values: Vec<u64> = (0..3 * FRAME_ROWS as u64 + 5)
+            .map(|i| i * 37 % 5000)
+            .collect();
+        let e = encode_uint(&values, 4);
+        let t = e.tag();
+        assert_eq!(
+            t & (tag::FRAMED_BIT | tag::LZ4_BIT | tag::SHUFFLE_BIT),
+            tag::FRAMED_BIT | tag::LZ4_BIT | tag::SHUFFLE_BIT
+        );
+        assert_eq!(
+            frames(&e.bytes[1..], t & tag::WIDTH_MASK, values.len(), 0).count(),
+            4
+        );
+        let d = decode(
+            Column::PktsSent,
+            &e.bytes,
+            &meta_for(&e),
+            values.len() as u32,
+            0,
+        );
+        assert_eq!(d, Ok(Decoded::Uint(values.clone())));
+        // A block of one frame's rows is not framed.
+        let e = encode_uint(&values[..FRAME_ROWS], 4);
+        assert_eq!(e.tag() & tag::FRAMED_BIT, 0);
+    }
+
+    #[test]
+    fn damaged_frames_are_errors() {
+        let values: Vec<u64> = (0..100u64).map(|i| i * 1000).collect();
+        let e = encode_uint_framed(&values, 4, 16);
+        assert!(e.tag() & tag::FRAMED_BIT != 0);
+        let n = values.len() as u32;
+        let dec = |bytes: &[u8]| {
+            let m = ColumnMeta {
+                stored_len: bytes.len() as u32,
+                crc32c: crc32c::crc32c(bytes),
+                ..meta_for(&e)
+            };
+            decode(Column::BytesRcvd, bytes, &m, n, 0)
+        };
+        // Truncated, one byte too many, no rows per frame, a frame length past the end.
+        let short = &e.bytes[..e.bytes.len() - 1];
+        assert!(
+            matches!(dec(short), Err(BlockErrorKind::BadLength(_))),
+            "{:?}",
+            dec(short)
+        );
+        let mut long = e.bytes.clone();
+        long.push(0);
+        assert!(matches!(dec(&long), Err(BlockErrorKind::BadLength(_))));
+        let mut zero = e.bytes.clone();
+        zero[1..5].copy_from_slice(&0u32.to_le_bytes());
+        assert!(matches!(dec(&zero), Err(BlockErrorKind::BadLength(_))));
+        let mut past = e.bytes.clone();
+        past[5..9].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(dec(&past), Err(BlockErrorKind::BadLength(_))));
+        // A damaged lz4 block: an error when its rows are widened, and the column
+        // comes out empty.
+        let mut bad = e.bytes.clone();
+        let first_len = u32::from_le_bytes([bad[5], bad[6], bad[7], bad[8]]) as usize;
+        for b in &mut bad[9..9 + first_len] {
+            *b = 0xff;
+        }
+        let mut raw = Vec::new();
+        let m = ColumnMeta {
+            crc32c: crc32c::crc32c(&bad),
+            ..meta_for(&e)
+        };
+        let layout = unpack(Column::BytesRcvd, &bad, &m, n, 0, &mut raw).unwrap();
+        let mut v = vec![1u64];
+        let r = widen(&raw, layout, n as usize, 0, (0, 10), Target::U64(&mut v));
+        assert!(matches!(r, Err(BlockErrorKind::Decompress(_))), "{r:?}");
+        assert!(v.is_empty());
+        // Rows past the damaged frame still widen.
+        let mut v = Vec::new();
+        widen(&raw, layout, n as usize, 0, (16, 40), Target::U64(&mut v)).unwrap();
+        assert_eq!(v, values[16..40]);
+        // The framed bit needs lz4 and a width.
+        let mut no_lz4 = e.bytes.clone();
+        no_lz4[0] &= !tag::LZ4_BIT;
+        let m = ColumnMeta {
+            encoding: no_lz4[0],
+            ..meta_for(&e)
+        };
+        assert_eq!(
+            decode(Column::BytesRcvd, &no_lz4, &m, n, 0),
+            Err(BlockErrorKind::BadEncoding(no_lz4[0]))
+        );
+    }
+
     #[test]
     fn narrowest_width_and_zero_encoding() {
         assert_eq!(encode_uint(&[0, 0, 0], 4).bytes, vec![0]);
@@ -773,10 +1231,21 @@ mod tests {
 
     #[test]
     fn highly_compressible_blocks_decode() {
-        // lz4's best ratio (a long run) must pass the allocation guard.
+        // lz4's best ratio (a long run) must pass the allocation guard, in one
+        // block and in frames.
         let values = vec![7u64; 1 << 21];
-        let e = encode_uint_column(Column::PktsSent, &values);
+        let e = encode_uint_framed(&values, 4, usize::MAX);
         assert!(e.bytes.len() < values.len() / 200);
+        let d = decode(
+            Column::PktsSent,
+            &e.bytes,
+            &meta_for(&e),
+            values.len() as u32,
+            0,
+        );
+        assert_eq!(d, Ok(Decoded::Uint(values.clone())));
+        let e = encode_uint_column(Column::PktsSent, &values);
+        assert!(e.tag() & tag::FRAMED_BIT != 0);
         let d = decode(
             Column::PktsSent,
             &e.bytes,

@@ -48,6 +48,7 @@ pub struct DayPlan {
 #[derive(Debug)]
 pub struct DayReader {
     iface: String,
+    dir: PathBuf,
     date: NaiveDate,
     blocks: Vec<BlockMeta>,
     columns: ColumnSet,
@@ -149,12 +150,18 @@ impl BlockData {
 /// byte takes one byte per row here, not eight). [`RawBlock::rows_into`] widens any
 /// range of its rows into a [`BlockData`]: a scan can widen a block a few thousand
 /// rows at a time into small buffers that stay in the cache, instead of holding the
-/// whole block at full width.
+/// whole block at full width. The frames of a framed column (docs/FORMAT.md) stay
+/// compressed here and are decompressed as their rows are widened: widening ranges
+/// that start and end on multiples of 8,192 rows decodes each frame once.
 ///
 /// [`DayReader::read_raw_into`] refills an existing `RawBlock`, reusing its buffers.
 #[derive(Debug, Clone, Default)]
 pub struct RawBlock {
     iface: String,
+    /// Day folder and index of the block in its plan (for errors).
+    dir: PathBuf,
+    date: NaiveDate,
+    block: usize,
     timestamp: i64,
     stats: CaptureStats,
     rows_v4: usize,
@@ -208,7 +215,16 @@ impl RawBlock {
     /// rows (the first ones), and the columns not read are `None`. The vectors of
     /// `out` keep their capacity, so widening range after range into the same `out`
     /// allocates only once.
-    pub fn rows_into(&self, range: std::ops::Range<usize>, out: &mut BlockData) {
+    ///
+    /// Fails only for a framed column (docs/FORMAT.md) one of whose frames in the
+    /// range does not decompress although its checksum matched (a faulty writer or a
+    /// crafted file: frames are decompressed here, not by
+    /// [`DayReader::read_raw_into`]); `out` must not be used then.
+    pub fn rows_into(
+        &self,
+        range: std::ops::Range<usize>,
+        out: &mut BlockData,
+    ) -> std::result::Result<(), BlockError> {
         let rows = self.rows();
         let (lo, hi) = (range.start.min(rows), range.end.min(rows));
         let lo = lo.min(hi);
@@ -242,18 +258,26 @@ impl RawBlock {
                 Column::PktsSent => slot!(pkts_sent, U64),
             };
             let Some(layout) = layout else { continue };
-            // `read_raw_into` checked the layout against the rows; should it not
-            // match, `widen` leaves the column empty and the caller's length checks
-            // report the block.
-            let _ = widen(
+            // `read_raw_into` checked the layout against the rows; only a framed
+            // column's frames can still fail.
+            widen(
                 &self.bytes[c.index()],
                 layout,
                 self.rows_v4,
                 self.rows_v6,
                 (lo, hi),
                 target,
-            );
+            )
+            .map_err(|kind| BlockError {
+                iface: self.iface.clone(),
+                date: self.date,
+                block: self.block,
+                timestamp: self.timestamp,
+                file: self.dir.join(c.file_name()),
+                kind,
+            })?;
         }
+        Ok(())
     }
 }
 
@@ -363,6 +387,7 @@ impl DayPlan {
         });
         Ok(DayReader {
             iface: self.iface.clone(),
+            dir: self.dir.clone(),
             date: self.date,
             blocks: self.blocks.clone(),
             columns,
@@ -444,8 +469,7 @@ impl DayReader {
         scratch: &mut DecodeScratch,
     ) -> Result<(), BlockError> {
         self.read_raw_into(i, &mut scratch.0)?;
-        scratch.0.rows_into(0..usize::MAX, data);
-        Ok(())
+        scratch.0.rows_into(0..usize::MAX, data)
     }
 
     /// Checks and decompresses block `i` of the plan (the chosen columns only) into
@@ -471,6 +495,11 @@ impl DayReader {
             raw.iface.clone_from(&self.iface);
         }
         self.check_rows(i, b)?;
+        if raw.dir != self.dir {
+            raw.dir.clone_from(&self.dir);
+        }
+        raw.date = self.date;
+        raw.block = i;
         raw.timestamp = b.timestamp;
         raw.stats = b.stats;
         raw.rows_v4 = b.rows_v4 as usize;
@@ -792,7 +821,7 @@ mod tests {
                     (2000, 2000),
                     (6000, 7000),
                 ] {
-                    raw.rows_into(lo..hi, &mut part);
+                    raw.rows_into(lo..hi, &mut part).unwrap();
                     let (lo, hi) = (lo.min(5000), hi.min(5000));
                     assert_eq!(part.rows, hi - lo);
                     assert_eq!(part.rows_v4, hi.min(v4) - lo.min(v4));

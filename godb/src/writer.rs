@@ -324,7 +324,7 @@ fn append_column(path: &Path, at: u64, bytes: &[u8]) -> Result<()> {
 
 /// Writes `meta` to the temporary file, fsyncs it and renames it over `day.meta`
 /// (the caller then fsyncs the folder).
-fn publish_meta(day_dir: &Path, meta: &DayMeta) -> Result<()> {
+pub(crate) fn publish_meta(day_dir: &Path, meta: &DayMeta) -> Result<()> {
     let tmp = day_dir.join(META_TMP_FILE);
     let f = fsio::open_write(&tmp, true).map_err(|e| Error::io("create", &tmp, e))?;
     fsio::write_at(&f, &tmp, &meta.encode(), 0).map_err(|e| Error::io("write", &tmp, e))?;

@@ -28,7 +28,8 @@ EXIT CODES:
   1  success, but data was left out: corrupted blocks, unreadable days, missing column
      files (listed on stderr; foreign files are only warned about)
   2  usage error: unknown flag, query type, attribute, format; malformed condition or time
-  3  database error: missing or empty database, unknown interface, unreadable metadata
+  3  database error: missing or empty database, unknown interface, unreadable metadata,
+     a block whose frames do not decompress although their checksum matches
   4  no data in the time range
   5  the result outgrew the memory limit (--max-mem)
   6  output error or internal error";

@@ -47,7 +47,8 @@ pub mod exit {
     pub const PARTIAL: u8 = 1;
     /// Bad command line: flags, query type, attribute, condition, time, format.
     pub const USAGE: u8 = 2;
-    /// Database missing, empty or unreadable, or an unknown interface.
+    /// Database missing, empty or unreadable, an unknown interface, or a framed block
+    /// whose frames do not decompress although their checksum matches.
     pub const DATABASE: u8 = 3;
     /// No data in the time range.
     pub const NO_DATA: u8 = 4;

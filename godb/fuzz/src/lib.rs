@@ -321,24 +321,31 @@ fn read_all(db: &Database, columns: ColumnSet, query: bool) {
         for i in 0..r.len() {
             let whole = r.read(i);
             // The two-step decoding (checked and decompressed, then widened a range
-            // at a time) agrees with the one-step decoding, error or not.
+            // at a time) agrees with the one-step decoding, error or not; except
+            // that the frames of a framed column are decompressed when widened, so
+            // read_raw may pass a block whose widening then fails.
             let raw = r.read_raw(i);
-            assert_eq!(whole.is_ok(), raw.is_ok(), "read and read_raw disagree");
             match whole {
                 Ok(d) => {
                     check_block(&d, columns);
-                    if let Ok(raw) = raw {
-                        let mut part = godb::BlockData::default();
-                        let cut = d.rows / 3;
-                        for (lo, hi) in [(0, d.rows), (cut, d.rows), (0, cut)] {
-                            raw.rows_into(lo..hi, &mut part);
-                            assert_eq!(part.rows, hi - lo, "rows_into row count");
-                            same_rows(&part, &d, lo);
-                        }
+                    let raw = raw.expect("read passed, read_raw failed");
+                    let mut part = godb::BlockData::default();
+                    let cut = d.rows / 3;
+                    for (lo, hi) in [(0, d.rows), (cut, d.rows), (0, cut)] {
+                        raw.rows_into(lo..hi, &mut part).expect("rows_into failed");
+                        assert_eq!(part.rows, hi - lo, "rows_into row count");
+                        same_rows(&part, &d, lo);
                     }
                 }
                 Err(e) => {
                     let _ = e.to_string();
+                    if let Ok(raw) = raw {
+                        let mut part = godb::BlockData::default();
+                        assert!(
+                            raw.rows_into(0..usize::MAX, &mut part).is_err(),
+                            "read failed, read_raw and rows_into passed"
+                        );
+                    }
                 }
             }
         }

@@ -3,8 +3,10 @@
 //! (crossbeam scoped threads), order and cut.
 //!
 //! A block is decoded in two steps: its columns are checked and decompressed once
-//! ([`RawBlock`], values still in their stored width), then widened a range of rows
-//! at a time into small buffers that stay in the cache while they are aggregated. A
+//! ([`RawBlock`], values still in their stored width; a framed block's frames stay
+//! compressed), then widened a range of rows at a time (a framed block's frames
+//! decompressed then) into small buffers that stay in the cache while they are
+//! aggregated. A
 //! scan thus never holds a whole block at full width (eight bytes per counter and
 //! row): fresh memory, which the kernel has to zero, was most of a short query's cost.
 //!
@@ -372,10 +374,11 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                          row_lo: usize,
                          row_hi: usize,
                          count: bool,
-                         span_acc: &mut (i64, i64, usize)| {
+                         span_acc: &mut (i64, i64, usize)|
+     -> Result<(), QueryError> {
         let ts = block.timestamp();
         if ts < ts_lo || ts > ts_hi {
-            return;
+            return Ok(());
         }
         let (row_lo, row_hi) = (row_lo.min(block.rows()), row_hi.min(block.rows()));
         let v4 = block.rows_v4();
@@ -384,13 +387,16 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
         while at < row_hi && result.is_ok() {
             let end = row_hi.min(at + WIDEN_ROWS);
             table.expect(stmt, row_hi - at, v4.saturating_sub(at).min(row_hi - at));
-            block.rows_into(at..end, rows);
+            if let Err(e) = block.rows_into(at..end, rows) {
+                return Err(undecodable_frame(&abort, e));
+            }
             result = add(table, stmt, rows, iface, 0, usize::MAX);
             at = end;
         }
         if count {
             account(result, block.iface(), ts, span_acc);
         }
+        Ok(())
     };
     // The decoded block `b` of reader `r`, decoded now if no worker has yet (a
     // failure reported once); `None` for an item that does not exist.
@@ -474,7 +480,7 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                     row_hi,
                     first_chunk,
                     &mut span_acc,
-                );
+                )?;
                 if chunked {
                     // The block goes back to the shelf's pool after its last chunk.
                     drop(shelved);
@@ -513,7 +519,11 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                     let decoded = raw_block(r, b);
                     let ok = match decoded.as_deref() {
                         Some(Ok(block)) => {
-                            block.rows_into(lo..hi, &mut data.data);
+                            if let Err(e) = block.rows_into(lo..hi, &mut data.data) {
+                                board.failed(i);
+                                board.wake_all();
+                                return Err(undecodable_frame(&abort, e));
+                            }
                             data.parted = parted.then(|| {
                                 partition(&mut table, stmt, &data.data, threads, &mut data.part)
                             });
@@ -667,6 +677,15 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
         problems,
         duration: start.elapsed(),
     })
+}
+
+/// The error that stops a query when a frame of a framed block does not decompress
+/// although the block's checksums matched (a faulty writer or a crafted file): its
+/// other frames may have been counted already, so the query stops instead of
+/// reporting the block as left out; the other workers stop too.
+fn undecodable_frame(abort: &AtomicBool, e: BlockError) -> QueryError {
+    abort.store(true, Ordering::Relaxed);
+    QueryError::Database(e.to_string())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -1076,7 +1095,9 @@ const SHARED_CHUNK_ROWS: usize = 16_384;
 
 /// Rows widened from a decoded block at a time: their values at full width (about
 /// 80 bytes a row with every column) stay in the L2 cache while they are aggregated.
-const WIDEN_ROWS: usize = 4096;
+/// One frame of a framed block (the writer's frames, `FRAME_ROWS`), so that each
+/// frame is decoded once; the work items start at multiples of it.
+const WIDEN_ROWS: usize = crate::column::FRAME_ROWS;
 
 /// The rows `lo..hi` of `s` (empty when the column was not read).
 fn sub<T>(s: &[T], lo: usize, hi: usize) -> &[T] {

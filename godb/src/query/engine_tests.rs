@@ -738,6 +738,68 @@ fn large_blocks() -> Fixture {
 }
 
 #[test]
+fn a_frame_that_does_not_decompress_stops_the_query() {
+    // A framed block (40,000 rows) whose first bytes_sent frame is damaged, with a
+    // checksum that matches the damage (a faulty writer, or a crafted file): frames
+    // are decompressed as rows are widened, after other rows of the block may have
+    // been counted, so the query stops with an error naming the file instead of
+    // giving a partial block.
+    let f = large_blocks();
+    let plan =
+        f.db.plan(&crate::ScanRequest {
+            ifaces: vec!["eth0".into()],
+            first: i64::MIN,
+            last: i64::MAX,
+        })
+        .unwrap();
+    let dir = plan[0].dir().to_path_buf();
+    let mut meta = crate::db::read_meta(&dir).unwrap().unwrap();
+    let path = dir.join(Column::BytesSent.file_name());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let cm = meta.blocks[1].columns[Column::BytesSent.index()];
+    let at = cm.offset as usize;
+    assert!(
+        bytes[at] & crate::column::tag::FRAMED_BIT != 0,
+        "not framed"
+    );
+    // Tag, rows per frame, the first frame's length: then its lz4 bytes.
+    for b in &mut bytes[at + 9..at + 25] {
+        *b = 0xff;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let end = at + cm.stored_len as usize;
+    meta.blocks[1].columns[Column::BytesSent.index()].crc32c = crc32c::crc32c(&bytes[at..end]);
+    crate::writer::publish_meta(&dir, &meta).unwrap();
+    for q in ["talk_conv", "apps_port"] {
+        for threads in [1, 2, 3] {
+            let mut s = stmt(q);
+            s.threads = threads;
+            match run(&f.db, &s) {
+                Err(QueryError::Database(why)) => {
+                    assert!(why.contains("bytes_sent.col"), "{q} {threads}: {why}")
+                }
+                other => panic!("{q} {threads}: {other:?}"),
+            }
+        }
+    }
+    // The block alone: read_raw checks it (frames stay compressed), widening fails.
+    let plan =
+        f.db.plan(&crate::ScanRequest {
+            ifaces: vec!["eth0".into()],
+            first: i64::MIN,
+            last: i64::MAX,
+        })
+        .unwrap();
+    let r = plan[0].open(&f.db, crate::ColumnSet::ALL).unwrap();
+    let raw = r.read_raw(1).unwrap();
+    let mut d = crate::BlockData::default();
+    assert!(raw.rows_into(0..8192, &mut d).is_err());
+    assert!(raw.rows_into(8192..16384, &mut d).is_ok());
+    assert!(r.read(1).is_err());
+    assert!(r.read(0).is_ok() && r.read(2).is_ok());
+}
+
+#[test]
 fn chunked_scans_match_the_reference() {
     // Large blocks are widened a range at a time and, on several workers, cut into
     // chunks shared between them: every row counted once, whatever the mode.
