@@ -457,6 +457,12 @@ pub(crate) fn decode(
 ) -> Result<Decoded, BlockErrorKind> {
     let mut raw = Vec::new();
     let layout = unpack(c, stored, meta, rows_v4, rows_v6, &mut raw)?;
+    // A framed block's bytes are its stored frames (after the tag).
+    let raw = if layout.is_framed() {
+        stored.get(1..).unwrap_or(&[]).to_vec()
+    } else {
+        raw
+    };
     let (v4, v6) = (rows_v4 as usize, rows_v6 as usize);
     if c.max_width_code().is_none() {
         let mut col = IpColumn::default();
@@ -686,6 +692,14 @@ pub(crate) struct RawLayout {
     frame_rows: usize,
 }
 
+impl RawLayout {
+    /// Whether the block is framed: [`unpack`] then decodes nothing, and [`widen`]
+    /// takes the stored payload (after the tag byte) instead of the raw bytes.
+    pub(crate) fn is_framed(&self) -> bool {
+        self.frame_rows > 0
+    }
+}
+
 /// Checks one stored column block (after its checksum was verified) against its
 /// metadata and the block's row counts, and puts its raw bytes (decompressed, still
 /// in their stored width and layout) into `out`, reusing its capacity. What
@@ -727,9 +741,9 @@ pub(crate) fn unpack(
     let raw_len = meta.raw_len as usize;
     if framed {
         let frame_rows = check_frames(payload, code, rows_v4 as usize, rows_v6 as usize)?;
-        // Kept compressed: the frames are decoded as rows are widened.
+        // Nothing decoded: the caller keeps the stored frames (see
+        // `RawLayout::is_framed`), decompressed as rows are widened.
         out.clear();
-        out.extend_from_slice(payload);
         return Ok(RawLayout {
             code,
             shuffled: shuffle,
@@ -1078,6 +1092,9 @@ mod tests {
     fn widen_range(e: &Encoded, c: Column, v4: usize, v6: usize, lo: usize, hi: usize) -> Decoded {
         let mut raw = Vec::new();
         let layout = unpack(c, &e.bytes, &meta_for(e), v4 as u32, v6 as u32, &mut raw).unwrap();
+        if layout.is_framed() {
+            raw = e.bytes[1..].to_vec();
+        }
         if c.max_width_code().is_none() {
             let mut col = IpColumn::default();
             widen(&raw, layout, v4, v6, (lo, hi), Target::Ip(&mut col)).unwrap();
@@ -1198,6 +1215,8 @@ mod tests {
             ..meta_for(&e)
         };
         let layout = unpack(Column::BytesRcvd, &bad, &m, n, 0, &mut raw).unwrap();
+        assert!(layout.is_framed() && raw.is_empty());
+        let raw = bad[1..].to_vec();
         let mut v = vec![1u64];
         let r = widen(&raw, layout, n as usize, 0, (0, 10), Target::U64(&mut v));
         assert!(matches!(r, Err(BlockErrorKind::Decompress(_))), "{r:?}");

@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use memmap2::Mmap;
@@ -63,8 +64,9 @@ pub struct DayReader {
 enum ColumnFile {
     /// Not requested.
     Unused,
-    /// Mapped (`None` for an empty file, which cannot be mapped).
-    Mapped(PathBuf, Option<Mmap>),
+    /// Mapped (`None` for an empty file, which cannot be mapped); shared with the
+    /// [`RawBlock`]s that keep framed columns in place.
+    Mapped(PathBuf, Option<Arc<Mmap>>),
     /// Could not be opened or mapped.
     Unavailable(PathBuf, String),
 }
@@ -168,7 +170,25 @@ pub struct RawBlock {
     rows_v6: usize,
     /// Per column: its raw bytes and layout, `None` when not read.
     columns: [Option<RawLayout>; NUM_COLUMNS],
-    bytes: [Vec<u8>; NUM_COLUMNS],
+    bytes: [ColumnBytes; NUM_COLUMNS],
+}
+
+/// Where the bytes of one column of a [`RawBlock`] are: decoded into its buffer, or,
+/// for a framed column, still the stored frames in the mapped column file (nothing
+/// copied; the frames are decompressed as rows are widened).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ColumnBytes {
+    buf: Vec<u8>,
+    mapped: Option<(Arc<Mmap>, std::ops::Range<usize>)>,
+}
+
+impl ColumnBytes {
+    fn get(&self) -> &[u8] {
+        match &self.mapped {
+            Some((m, r)) => m.get(r.clone()).unwrap_or(&[]),
+            None => &self.buf,
+        }
+    }
 }
 
 impl RawBlock {
@@ -199,13 +219,13 @@ impl RawBlock {
 
     /// The buffer of column `c`, taken out to be decoded into (the column is not
     /// read until [`RawBlock::put_column`] puts it back).
-    pub(crate) fn take_column(&mut self, c: Column) -> Vec<u8> {
+    pub(crate) fn take_column(&mut self, c: Column) -> ColumnBytes {
         self.columns[c.index()] = None;
         std::mem::take(&mut self.bytes[c.index()])
     }
 
     /// Puts back the buffer of column `c`, decoded with `layout` (`None`: not read).
-    pub(crate) fn put_column(&mut self, c: Column, bytes: Vec<u8>, layout: Option<RawLayout>) {
+    pub(crate) fn put_column(&mut self, c: Column, bytes: ColumnBytes, layout: Option<RawLayout>) {
         self.bytes[c.index()] = bytes;
         self.columns[c.index()] = layout;
     }
@@ -261,7 +281,7 @@ impl RawBlock {
             // `read_raw_into` checked the layout against the rows; only a framed
             // column's frames can still fail.
             widen(
-                &self.bytes[c.index()],
+                self.bytes[c.index()].get(),
                 layout,
                 self.rows_v4,
                 self.rows_v6,
@@ -374,7 +394,7 @@ impl DayPlan {
             }
             let path = self.dir.join(c.file_name());
             match map_file(&path) {
-                Ok(m) => ColumnFile::Mapped(path, m),
+                Ok(m) => ColumnFile::Mapped(path, m.map(Arc::new)),
                 Err(e) => ColumnFile::Unavailable(path, e.to_string()),
             }
         });
@@ -514,11 +534,21 @@ impl DayReader {
         &self,
         i: usize,
         c: Column,
-        buf: &mut Vec<u8>,
+        bytes: &mut ColumnBytes,
     ) -> Result<RawLayout, BlockError> {
         let b = self.block(i)?;
+        bytes.mapped = None;
         let stored = self.stored(i, b, c)?;
-        unpack(c, stored, b.column(c), b.rows_v4, b.rows_v6, buf).map_err(|k| self.err(i, b, c, k))
+        let layout = unpack(c, stored, b.column(c), b.rows_v4, b.rows_v6, &mut bytes.buf)
+            .map_err(|k| self.err(i, b, c, k))?;
+        if layout.is_framed() {
+            // The frames stay where they are: the payload after the tag byte.
+            if let ColumnFile::Mapped(_, Some(m)) = &self.files[c.index()] {
+                let start = b.column(c).offset as usize + 1;
+                bytes.mapped = Some((Arc::clone(m), start..start + stored.len() - 1));
+            }
+        }
+        Ok(layout)
     }
 
     /// Block `i` of the plan.
