@@ -276,7 +276,7 @@ pub(crate) struct PartRow<K> {
 /// chunk ([`Table::partition_block`]), so that every row is keyed, run-summed, hashed
 /// and its owner found once instead of by every worker; each worker then adds only
 /// its own rows ([`Table::add_partition`]).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Partition {
     /// IPv4 address pairs, one list per worker.
     v4: Vec<Vec<PartRow<u64>>>,
@@ -632,6 +632,25 @@ impl Table {
         let mut map = std::mem::take(&mut self.map_a6);
         if let Some(rows) = p.v6.get(me) {
             self.add_part_rows(&mut map, rows);
+        }
+        self.map_a6 = map;
+    }
+
+    /// Adds this worker's own rows of a chunk it has just sorted out (while they are
+    /// still in its cache) and empties its lists; [`Table::add_partition`] then only
+    /// accounts for the chunk's rows.
+    pub fn take_own_rows(&mut self, p: &mut Partition) {
+        let me = self.part.map_or(0, |(me, _)| me);
+        let mut map = std::mem::take(&mut self.map_a);
+        if let Some(rows) = p.v4.get_mut(me) {
+            self.add_part_rows(&mut map, rows);
+            rows.clear();
+        }
+        self.map_a = map;
+        let mut map = std::mem::take(&mut self.map_a6);
+        if let Some(rows) = p.v6.get_mut(me) {
+            self.add_part_rows(&mut map, rows);
+            rows.clear();
         }
         self.map_a6 = map;
     }
@@ -1241,6 +1260,18 @@ mod tests {
                     };
                     by_part.add_partition(&part);
                     assert_eq!(by_part.totals, by_rows.totals, "{q} {cond:?} {me}");
+                    // The worker that sorted the chunk out adds its own rows at once:
+                    // the same table.
+                    let mut early = Table {
+                        part: Some((me, workers)),
+                        ..Table::default()
+                    };
+                    let mut own = part.clone();
+                    early.take_own_rows(&mut own);
+                    early.add_partition(&own);
+                    assert_eq!(early.totals, by_rows.totals, "{q} {cond:?} {me}");
+                    assert_eq!(early.rows_scanned, by_rows.rows_scanned);
+                    assert_eq!(early.len(), by_rows.len());
                     assert_eq!(by_part.rows_scanned, by_rows.rows_scanned);
                     let sorted = |t: Table| {
                         let mut e: Vec<(Key, Counters)> = t.into_entries().collect();

@@ -527,6 +527,11 @@ pub fn run(db: &Database, stmt: &Statement) -> Result<QueryResult, QueryError> {
                             data.parted = parted.then(|| {
                                 partition(&mut table, stmt, &data.data, threads, &mut data.part)
                             });
+                            // This worker's own rows at once, while in its cache.
+                            let ts = data.data.timestamp;
+                            if matches!(data.parted, Some(Ok(()))) && ts >= ts_lo && ts <= ts_hi {
+                                table.take_own_rows(&mut data.part);
+                            }
                             true
                         }
                         _ => false,
