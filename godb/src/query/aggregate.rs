@@ -297,6 +297,78 @@ impl Partition {
     }
 }
 
+/// The packed keys of an address-only grouping (talk_*) over a block's columns: the
+/// IPv4 rows `0..n4` (see [`AddrKey`]) and the IPv6 rows `v4..v4 + n6` (see
+/// [`v6_pair`]); fewer than the block's rows only when a column is short.
+struct AddrKeys<'a> {
+    sip: bool,
+    dip: bool,
+    s4: &'a [[u8; 4]],
+    d4: &'a [[u8; 4]],
+    s6: &'a [[u8; 16]],
+    d6: &'a [[u8; 16]],
+    v4: usize,
+    n4: usize,
+    n6: usize,
+}
+
+impl<'a> AddrKeys<'a> {
+    /// The keys of `rows` rows of `cols` for the addresses in `a`.
+    fn new(a: AttributeSet, cols: &Cols<'a>, rows: usize) -> AddrKeys<'a> {
+        let (sip, dip) = (a.sip, a.dip);
+        let v4 = cols.rows_v4.min(rows);
+        let n4 = v4.min(if sip { cols.sip4.len() } else { v4 }).min(if dip {
+            cols.dip4.len()
+        } else {
+            v4
+        });
+        let n6 = (rows - v4)
+            .min(if sip { cols.sip6.len() } else { rows })
+            .min(if dip { cols.dip6.len() } else { rows });
+        AddrKeys {
+            sip,
+            dip,
+            s4: cols.sip4,
+            d4: cols.dip4,
+            s6: cols.sip6,
+            d6: cols.dip6,
+            v4,
+            n4,
+            n6,
+        }
+    }
+
+    /// The key of IPv4 row `i` (below `n4`).
+    #[inline(always)]
+    fn v4_key(&self, i: usize) -> u64 {
+        let four = |s: &[[u8; 4]], on: bool| {
+            if on {
+                u64::from(u32::from_ne_bytes(s[i]))
+            } else {
+                0
+            }
+        };
+        four(self.s4, self.sip) | four(self.d4, self.dip) << 32
+    }
+
+    /// The key of IPv6 row `i` (from `v4` on, below `v4 + n6`).
+    #[inline(always)]
+    fn v6_key(&self, i: usize) -> [u64; 4] {
+        const NONE: [u8; 16] = [0; 16];
+        let s = if self.sip {
+            &self.s6[i - self.v4]
+        } else {
+            &NONE
+        };
+        let d = if self.dip {
+            &self.d6[i - self.v4]
+        } else {
+            &NONE
+        };
+        v6_pair(s, d)
+    }
+}
+
 /// The IPv6 form of an address-only key (see [`AddrTable`]'s `[u64; 4]` keys).
 #[inline]
 fn v6_pair(sip: &[u8; 16], dip: &[u8; 16]) -> [u64; 4] {
@@ -464,24 +536,11 @@ impl Table {
         if a.iface {
             template.iface = iface;
         }
-        let filtered = match &stmt.condition {
-            Some(c) => {
-                c.eval(cols, &mut self.mask, &mut self.pool);
-                true
-            }
-            None => false,
-        };
+        let (filtered, rows) = self.filter(stmt, cols, counters);
         self.rows_seen += cols.rows as u64;
         if self.part.map_or(true, |(me, _)| me == 0) {
             self.rows_scanned += cols.rows as u64;
         }
-        let rows = cols
-            .rows
-            .min(counters.bytes_rcvd.len())
-            .min(counters.bytes_sent.len())
-            .min(counters.pkts_rcvd.len())
-            .min(counters.pkts_sent.len());
-        let v4 = cols.rows_v4.min(rows);
         if filtered && self.mask.len() < rows {
             // Cannot happen (the mask has a value per row); the general path copes.
             self.add_rows(a, template, cols, counters, 0..rows, filtered);
@@ -493,39 +552,18 @@ impl Table {
         // cannot take, e.g. from a shorter column) goes through the general key.
         let mut done = 0;
         if with_addr_only(stmt) {
-            let (s4, d4) = (cols.sip4, cols.dip4);
-            let (sip, dip) = (a.sip, a.dip);
-            let n4 = v4
-                .min(if sip { s4.len() } else { v4 })
-                .min(if dip { d4.len() } else { v4 });
-            let four = |s: &[[u8; 4]], on: bool, i: usize| -> u64 {
-                if on {
-                    u64::from(u32::from_ne_bytes(s[i]))
-                } else {
-                    0
-                }
-            };
+            let k = AddrKeys::new(a, cols, rows);
             let mut map = std::mem::take(&mut self.map_a);
-            self.add_grouped(&mut map, counters, 0..n4, filtered, |i| {
-                four(s4, sip, i) | four(d4, dip, i) << 32
-            });
+            self.add_grouped(&mut map, counters, 0..k.n4, filtered, |i| k.v4_key(i));
             self.map_a = map;
-            if n4 == v4 {
-                let (s6, d6) = (cols.sip6, cols.dip6);
-                let n6 = (rows - v4)
-                    .min(if sip { s6.len() } else { rows })
-                    .min(if dip { d6.len() } else { rows });
-                const NONE: [u8; 16] = [0; 16];
+            if k.n4 == k.v4 {
                 let mut map = std::mem::take(&mut self.map_a6);
-                self.add_grouped(&mut map, counters, v4..v4 + n6, filtered, |i| {
-                    let s = if sip { &s6[i - v4] } else { &NONE };
-                    let d = if dip { &d6[i - v4] } else { &NONE };
-                    v6_pair(s, d)
-                });
+                let range = k.v4..k.v4 + k.n6;
+                self.add_grouped(&mut map, counters, range, filtered, |i| k.v6_key(i));
                 self.map_a6 = map;
-                done = v4 + n6;
+                done = k.v4 + k.n6;
             } else {
-                done = n4;
+                done = k.n4;
             }
         } else if !(a.sip || a.dip || a.time || a.iface) {
             let (dp, pr, l7) = (cols.dport, cols.proto, cols.l7);
@@ -553,6 +591,30 @@ impl Table {
         self.add_rows(a, template, cols, counters, done..rows, filtered);
     }
 
+    /// Evaluates the statement's condition over a block's rows into this table's mask
+    /// (whether there is one) and how many rows every counter column covers.
+    fn filter(
+        &mut self,
+        stmt: &Statement,
+        cols: &Cols<'_>,
+        counters: &CounterCols<'_>,
+    ) -> (bool, usize) {
+        let filtered = match &stmt.condition {
+            Some(c) => {
+                c.eval(cols, &mut self.mask, &mut self.pool);
+                true
+            }
+            None => false,
+        };
+        let rows = cols
+            .rows
+            .min(counters.bytes_rcvd.len())
+            .min(counters.bytes_sent.len())
+            .min(counters.pkts_rcvd.len())
+            .min(counters.pkts_sent.len());
+        (filtered, rows)
+    }
+
     /// Sorts the rows of a chunk of an address-only grouping ([`with_addr_only`])
     /// into `out`, by owner among `workers` (see [`Partition`]); this table's mask
     /// serves the condition. False if some rows could not be keyed (a column shorter
@@ -567,54 +629,20 @@ impl Table {
     ) -> bool {
         out.reset(workers.max(1));
         let a = stmt.attributes;
-        let filtered = match &stmt.condition {
-            Some(c) => {
-                c.eval(cols, &mut self.mask, &mut self.pool);
-                true
-            }
-            None => false,
-        };
-        let rows = cols
-            .rows
-            .min(counters.bytes_rcvd.len())
-            .min(counters.bytes_sent.len())
-            .min(counters.pkts_rcvd.len())
-            .min(counters.pkts_sent.len());
+        let (filtered, rows) = self.filter(stmt, cols, counters);
         out.rows = cols.rows;
         if !with_addr_only(stmt) || (filtered && self.mask.len() < rows) {
             return false;
         }
-        let v4 = cols.rows_v4.min(rows);
-        let (sip, dip) = (a.sip, a.dip);
-        let (s4, d4) = (cols.sip4, cols.dip4);
-        let n4 = v4
-            .min(if sip { s4.len() } else { v4 })
-            .min(if dip { d4.len() } else { v4 });
-        let four = |s: &[[u8; 4]], on: bool, i: usize| -> u64 {
-            if on {
-                u64::from(u32::from_ne_bytes(s[i]))
-            } else {
-                0
-            }
-        };
+        let k = AddrKeys::new(a, cols, rows);
         let mask = filtered.then_some(&self.mask[..]);
-        partition_grouped(mask, counters, 0..n4, &mut out.v4, |i| {
-            four(s4, sip, i) | four(d4, dip, i) << 32
-        });
-        if n4 < v4 {
+        partition_grouped(mask, counters, 0..k.n4, &mut out.v4, |i| k.v4_key(i));
+        if k.n4 < k.v4 {
             return false;
         }
-        let (s6, d6) = (cols.sip6, cols.dip6);
-        let n6 = (rows - v4)
-            .min(if sip { s6.len() } else { rows })
-            .min(if dip { d6.len() } else { rows });
-        const NONE: [u8; 16] = [0; 16];
-        partition_grouped(mask, counters, v4..v4 + n6, &mut out.v6, |i| {
-            let s = if sip { &s6[i - v4] } else { &NONE };
-            let d = if dip { &d6[i - v4] } else { &NONE };
-            v6_pair(s, d)
-        });
-        v4 + n6 == cols.rows
+        let range = k.v4..k.v4 + k.n6;
+        partition_grouped(mask, counters, range, &mut out.v6, |i| k.v6_key(i));
+        k.v4 + k.n6 == cols.rows
     }
 
     /// Adds this worker's rows of a chunk sorted out by [`Table::partition_block`].
