@@ -76,6 +76,16 @@ fn fixture_of(ifaces: impl IntoIterator<Item = (&'static str, Vec<Block>)>) -> F
     Fixture { _dir: dir, db, all }
 }
 
+/// The day plans of interface eth0 between `first` and `last`.
+fn eth0_days(f: &Fixture, first: i64, last: i64) -> Vec<crate::DayPlan> {
+    f.db.plan(&crate::ScanRequest {
+        ifaces: vec!["eth0".into()],
+        first,
+        last,
+    })
+    .unwrap()
+}
+
 fn fixture() -> Fixture {
     fixture_of([("eth0", blocks(1, 6)), ("eth1", blocks(4, 3))])
 }
@@ -328,13 +338,7 @@ fn memory_limit_stops_the_query() {
 fn corrupt_blocks_are_skipped_and_reported() {
     let f = fixture();
     // Damage the sip column of eth0's day: flip bytes in the middle of the file.
-    let day =
-        f.db.plan(&crate::ScanRequest {
-            ifaces: vec!["eth0".into()],
-            first: T0,
-            last: T0,
-        })
-        .unwrap();
+    let day = eth0_days(&f, T0, T0);
     let path = day[0].dir().join("sip.col");
     let mut bytes = std::fs::read(&path).unwrap();
     let mid = bytes.len() / 2;
@@ -745,13 +749,7 @@ fn a_frame_that_does_not_decompress_stops_the_query() {
     // been counted, so the query stops with an error naming the file instead of
     // giving a partial block.
     let f = large_blocks();
-    let plan =
-        f.db.plan(&crate::ScanRequest {
-            ifaces: vec!["eth0".into()],
-            first: i64::MIN,
-            last: i64::MAX,
-        })
-        .unwrap();
+    let plan = eth0_days(&f, i64::MIN, i64::MAX);
     let dir = plan[0].dir().to_path_buf();
     let mut meta = crate::db::read_meta(&dir).unwrap().unwrap();
     let path = dir.join(Column::BytesSent.file_name());
@@ -783,13 +781,7 @@ fn a_frame_that_does_not_decompress_stops_the_query() {
         }
     }
     // The block alone: read_raw checks it (frames stay compressed), widening fails.
-    let plan =
-        f.db.plan(&crate::ScanRequest {
-            ifaces: vec!["eth0".into()],
-            first: i64::MIN,
-            last: i64::MAX,
-        })
-        .unwrap();
+    let plan = eth0_days(&f, i64::MIN, i64::MAX);
     let r = plan[0].open(&f.db, crate::ColumnSet::ALL).unwrap();
     let raw = r.read_raw(1).unwrap();
     let mut d = crate::BlockData::default();
