@@ -5,9 +5,10 @@
 //!
 //! Why its own table: on long scans these tables hold millions of conversations, far
 //! more than the caches, and each row costs a cache miss into the table. Callers hash
-//! a group of rows first, prefetch their slots ([`AddrTable::prefetch`]) and only then
-//! update them, so the misses of the group overlap instead of being served one after
-//! the other. The all-zero key marks an empty slot and is kept aside.
+//! the rows first and prefetch each row's slot ([`AddrTable::prefetch`]) some rows
+//! before they update it, so that the misses of consecutive rows overlap instead of
+//! being served one after the other. The all-zero key marks an empty slot and is kept
+//! aside.
 
 use crate::Counters;
 
@@ -103,12 +104,6 @@ impl<K: PackedKey> Default for AddrTable<K> {
     }
 }
 
-/// `slot + add` if it fits 32 bits, else `None`.
-#[inline]
-fn add32(slot: u32, add: u64) -> Option<u32> {
-    u32::try_from(u64::from(slot).checked_add(add)?).ok()
-}
-
 #[inline]
 fn prefetch_ptr<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
@@ -156,7 +151,7 @@ impl<K: PackedKey> AddrTable<K> {
     }
 
     /// Adds `c` to `key`, whose hash is `h` (`key.packed_hash()`).
-    #[inline]
+    #[inline(always)]
     pub fn add_hashed(&mut self, key: K, h: u64, c: &Counters) {
         if key.is_zero() {
             self.zero.get_or_insert_with(Counters::default).add(c);
@@ -180,29 +175,40 @@ impl<K: PackedKey> AddrTable<K> {
             }
             s.bytes_rcvd = s.bytes_rcvd.saturating_add(c.bytes_rcvd);
             s.bytes_sent = s.bytes_sent.saturating_add(c.bytes_sent);
-            match (
-                add32(s.pkts_rcvd, c.pkts_rcvd),
-                add32(s.pkts_sent, c.pkts_sent),
-            ) {
-                (Some(r), Some(t)) => {
-                    s.pkts_rcvd = r;
-                    s.pkts_sent = t;
-                }
-                _ => {
-                    // Move the packets to the carry map: the slot starts again at 0.
-                    let e = self.carry.entry(key).or_default();
-                    e.0 =
-                        e.0.saturating_add(u64::from(s.pkts_rcvd))
-                            .saturating_add(c.pkts_rcvd);
-                    e.1 =
-                        e.1.saturating_add(u64::from(s.pkts_sent))
-                            .saturating_add(c.pkts_sent);
-                    s.pkts_rcvd = 0;
-                    s.pkts_sent = 0;
+            if (c.pkts_rcvd | c.pkts_sent) >> 32 == 0 {
+                // Both sums fit 33 bits: no overflow of the u64 additions.
+                let r = u64::from(s.pkts_rcvd) + c.pkts_rcvd;
+                let t = u64::from(s.pkts_sent) + c.pkts_sent;
+                if (r | t) >> 32 == 0 {
+                    s.pkts_rcvd = r as u32;
+                    s.pkts_sent = t as u32;
+                    return;
                 }
             }
+            Self::carry_packets(&mut self.carry, key, s, c);
             return;
         }
+    }
+
+    /// Moves a slot's packets and those of `c` to the carry map (their sum would not
+    /// fit the slot's 32 bits): the slot's counts start again at 0.
+    #[cold]
+    #[inline(never)]
+    fn carry_packets(
+        carry: &mut std::collections::HashMap<K, (u64, u64)>,
+        key: K,
+        s: &mut Slot<K>,
+        c: &Counters,
+    ) {
+        let e = carry.entry(key).or_default();
+        e.0 =
+            e.0.saturating_add(u64::from(s.pkts_rcvd))
+                .saturating_add(c.pkts_rcvd);
+        e.1 =
+            e.1.saturating_add(u64::from(s.pkts_sent))
+                .saturating_add(c.pkts_sent);
+        s.pkts_rcvd = 0;
+        s.pkts_sent = 0;
     }
 
     /// Makes room for `additional` more keys without growing.
