@@ -902,7 +902,6 @@ impl Table {
     }
 }
 
-/// Whether the statement groups by addresses only (its IPv4 rows use [`AddrKey`]).
 /// Rows `range` of a chunk, keyed by `key_of(row)` (those the `mask`, if any, keeps),
 /// adjacent rows of one key summed, hashed and appended to the list of the worker
 /// owning the key (`out`, one list per worker).
@@ -951,6 +950,7 @@ fn partition_grouped<K: PackedKey>(
     }
 }
 
+/// Whether the statement groups by addresses only (its IPv4 rows use [`AddrKey`]).
 fn with_addr_only(stmt: &Statement) -> bool {
     let a = stmt.attributes;
     (a.sip || a.dip) && !(a.time || a.iface || a.dport || a.proto || a.l7)
