@@ -704,11 +704,12 @@ impl Table {
     }
 
     /// Rows `range` (which the counters and, when `filtered`, the mask cover) into
-    /// `map`, keyed by `key_of(row)`. Adjacent rows of the same key are summed first
-    /// (blocks are stored sorted by flow key, so the rows of one conversation or
-    /// source are often neighbours; any order gives the same sums). Then each summed
-    /// row is hashed, dropped if this worker does not own its key, else its slot is
-    /// prefetched and it is added [`PREFETCH_AHEAD`] rows later.
+    /// `map`, keyed by `key_of(row)`. A table in the cache that keeps every key
+    /// takes the rows one by one. Otherwise adjacent rows of the same key are summed
+    /// first (blocks are stored sorted by flow key, so the rows of one conversation
+    /// or source are often neighbours; any order gives the same sums), then each
+    /// summed row is hashed, dropped if this worker does not own its key, else its
+    /// slot is prefetched and it is added [`PREFETCH_AHEAD`] rows later.
     #[inline]
     fn add_grouped<K: PackedKey>(
         &mut self,
@@ -728,26 +729,35 @@ impl Table {
         };
         if self.part.is_none() && !map.wants_prefetch() {
             // A table in the cache that keeps every key: nothing to prefetch or
-            // drop, so each run of equal keys goes straight in.
-            let mut run: Option<(K, Counters)> = None;
+            // drop, so each row goes straight in (summing runs of equal keys first
+            // saves nothing when an update hits the cache), and without a condition
+            // the totals are the columns' sums, taken apart from the updates
+            // (bench-DB apps_port: 151 alternating runs, wall median 5.62 -> 5.43 ms).
+            if !filtered {
+                let (lo, hi) = (range.start, range.end);
+                let sum = |c: &[u64]| {
+                    let s: u128 = c[lo..hi].iter().map(|&x| u128::from(x)).sum();
+                    u64::try_from(s).unwrap_or(u64::MAX)
+                };
+                self.totals.add(&Counters {
+                    bytes_rcvd: sum(br),
+                    bytes_sent: sum(bs),
+                    pkts_rcvd: sum(pr),
+                    pkts_sent: sum(ps),
+                });
+                for i in range {
+                    let key = key_of(i);
+                    map.add_hashed(key, key.packed_hash(), &counters_at(i));
+                }
+                return;
+            }
             for i in range {
-                if filtered && !self.mask[i] {
+                if !self.mask[i] {
                     continue;
                 }
                 let (key, c) = (key_of(i), counters_at(i));
-                match &mut run {
-                    Some((k, sum)) if *k == key => sum.add(&c),
-                    _ => {
-                        if let Some((k, sum)) = run.replace((key, c)) {
-                            self.totals.add(&sum);
-                            map.add_hashed(k, k.packed_hash(), &sum);
-                        }
-                    }
-                }
-            }
-            if let Some((k, sum)) = run {
-                self.totals.add(&sum);
-                map.add_hashed(k, k.packed_hash(), &sum);
+                self.totals.add(&c);
+                map.add_hashed(key, key.packed_hash(), &c);
             }
             return;
         }
