@@ -163,7 +163,7 @@ impl<K: PackedKey> AddrTable<K> {
             let i = h as usize & (self.slots.len() - 1);
             let slot = self.slots.as_ptr().wrapping_add(i);
             prefetch_ptr(slot);
-            // A slot that is not a divisor of the cache line may end in the next one.
+            // A slot whose size does not divide the cache line may end in the next one.
             if 64 % std::mem::size_of::<Slot<K>>() != 0 {
                 prefetch_ptr(slot.wrapping_add(1).cast::<u8>().wrapping_sub(1));
             }

@@ -746,8 +746,7 @@ impl Table {
                     pkts_sent: sum(ps),
                 });
                 for i in range {
-                    let key = key_of(i);
-                    map.add_hashed(key, key.packed_hash(), &counters_at(i));
+                    map.add(key_of(i), &counters_at(i));
                 }
                 return;
             }
@@ -755,9 +754,9 @@ impl Table {
                 if !self.mask[i] {
                     continue;
                 }
-                let (key, c) = (key_of(i), counters_at(i));
+                let c = counters_at(i);
                 self.totals.add(&c);
-                map.add_hashed(key, key.packed_hash(), &c);
+                map.add(key_of(i), &c);
             }
             return;
         }
